@@ -1,0 +1,78 @@
+"""Admin users of the dashboard: create, authenticate (argon2, slowed after failures)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dealmail.errors import AlreadyExists, DomainError, InvalidInput
+from dealmail.models import AdminUser, utcnow
+from dealmail.security import generate_password, hash_password, verify_password
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD_LENGTH = 10
+FREE_FAILURES = 3
+MAX_LOCK = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class CreatedUser:
+    username: str
+    password: str
+    generated: bool
+
+
+def count_users(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AdminUser)) or 0
+
+
+def add_user(session: Session, username: str, password: str | None = None) -> CreatedUser:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput(
+            "a user name is 1-64 letters, digits or . _ @ -", code="invalid_username"
+        )
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", code="weak_password"
+        )
+    if session.scalar(select(AdminUser.id).where(AdminUser.username == username)) is not None:
+        raise AlreadyExists(f"user {username!r} already exists", code="user_exists")
+    generated = password is None
+    password = password or generate_password()
+    session.add(AdminUser(username=username, password_hash=hash_password(password)))
+    session.commit()
+    return CreatedUser(username=username, password=password, generated=generated)
+
+
+def authenticate(
+    session: Session, username: str, password: str, now: datetime | None = None
+) -> AdminUser:
+    """The user if the password matches; failures lock the account for a growing while."""
+    now = now or utcnow()
+    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None or user.disabled:
+        raise DomainError("wrong user name or password", code="bad_credentials", http_status=401)
+    if user.locked_until is not None and user.locked_until > now:
+        wait = int((user.locked_until - now).total_seconds()) + 1
+        raise DomainError(
+            f"too many failed attempts; try again in {wait} s",
+            code="login_throttled",
+            http_status=429,
+            detail={"retry_after": wait},
+        )
+    if not verify_password(user.password_hash, password):
+        user.failed_logins += 1
+        if user.failed_logins >= FREE_FAILURES:
+            delay = timedelta(seconds=2 ** (user.failed_logins - FREE_FAILURES + 1))
+            user.locked_until = now + min(delay, MAX_LOCK)
+        session.commit()
+        raise DomainError("wrong user name or password", code="bad_credentials", http_status=401)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.commit()
+    return user

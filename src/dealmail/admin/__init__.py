@@ -1,0 +1,1 @@
+"""Streamlit dashboard for the owner; screens call domain services, never SQL."""

@@ -1,0 +1,1 @@
+"""Analytics: read-only report queries and exports."""

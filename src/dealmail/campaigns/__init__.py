@@ -1,0 +1,1 @@
+"""Campaigns: templates, rendering, preflight checks and the lifecycle."""

@@ -1,0 +1,1 @@
+"""Customers: CSV import, normalisation, consent, tags and segments."""

@@ -1,0 +1,1 @@
+"""Coupons: tokens, short codes, QR images, validate and redeem."""

@@ -1,0 +1,1 @@
+"""Email backends: SMTP, SendGrid, SES, dev inbox, file."""

@@ -1,0 +1,1 @@
+"""Engagement: unsubscribe, tracking, bounces and complaints, webhook parsing."""

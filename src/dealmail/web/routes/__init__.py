@@ -1,0 +1,1 @@
+"""Route modules, one per audience; each defines install(app) and is picked up by the factory."""
