@@ -7,6 +7,7 @@ import typer
 from dealmail import accounts
 from dealmail.bootstrap import initialise
 from dealmail.cli._common import cli_session, console
+from dealmail.cli._groups import campaigns_app, contacts_app
 from dealmail.config import get_settings
 from dealmail.db import current_revision, get_engine, migrate
 from dealmail.errors import InvalidInput
@@ -112,3 +113,5 @@ def register(app: typer.Typer) -> None:
     app.command()(web)
     app.add_typer(db_app, name="db")
     app.add_typer(users_app, name="users")
+    app.add_typer(campaigns_app, name="campaigns")
+    app.add_typer(contacts_app, name="contacts")
