@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dealmail.models.base import Base, utcnow
+from dealmail.security import sha256_hex
 
 
 class CustomerStatus(enum.StrEnum):
@@ -28,12 +30,19 @@ customer_tags = Table(
 )
 
 
+def _hash_of_key(context: DefaultExecutionContext) -> str:
+    """Same value as contacts.identity.email_hash(email), computed from the stored key."""
+    return sha256_hex(context.get_current_parameters()["email_key"])
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    # Joins the suppression list in SQL (audiences); no index: lookups go suppression-ward.
+    email_hash: Mapped[str | None] = mapped_column(String(64), default=_hash_of_key)
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(64))
