@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
-from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dealmail.models.base import Base, utcnow
@@ -30,7 +29,7 @@ customer_tags = Table(
 )
 
 
-def _hash_of_key(context: DefaultExecutionContext) -> str:
+def _hash_of_key(context: Any) -> str:  # a DefaultExecutionContext (untyped in SQLAlchemy)
     """Same value as contacts.identity.email_hash(email), computed from the stored key."""
     return sha256_hex(context.get_current_parameters()["email_key"])
 
