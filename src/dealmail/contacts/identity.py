@@ -15,3 +15,8 @@ def email_key(email: str) -> str:
 def email_hash(email: str) -> str:
     """Unkeyed SHA-256 of the key, so suppressions survive a change of the secret key."""
     return sha256_hex(email_key(email))
+
+
+def tag_key(name: str) -> str:
+    """Tags are case-insensitive and blind to spacing: ' VIP  list' and 'vip list' are one tag."""
+    return unicodedata.normalize("NFC", " ".join(name.split())).lower()
