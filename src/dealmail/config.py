@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     dkim_private_key_file: Path | None = None
 
     retry_horizon_hours: float = Field(default=72.0, gt=0)
+    # Worker tuning: first retry delay (doubles each time), how long a claim is held, claim size.
+    retry_base_seconds: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    worker_batch_size: int = Field(default=100, gt=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
     void_window_minutes: float = Field(default=30.0, ge=0)
 
     @property
