@@ -1,0 +1,306 @@
+"""Per-campaign funnel (recipients → sent → delivered → redeemed) and the campaigns comparison."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy.orm import Session
+
+from dealmail.analytics._sql import live_redemption
+from dealmail.errors import NotFound
+from dealmail.models import (
+    Campaign,
+    Coupon,
+    Deal,
+    DealKind,
+    Event,
+    EventKind,
+    Message,
+    MessageStatus,
+    Redemption,
+)
+
+PENDING_STATUSES = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.DEFERRED)
+# A bounced message did leave us: the receiving server refused it afterwards or at the door.
+LEFT_US_STATUSES = (MessageStatus.SENT, MessageStatus.BOUNCED)
+
+DISCOUNT_MEANING = (
+    "Discount given = the discount recorded at the till for each redemption; when none was "
+    "recorded, an amount-off deal counts its face value. Percent-off, buy-one-get-one, free-item "
+    "and custom deals without a recorded amount are counted, not priced ('unpriced')."
+)
+
+
+@dataclass(frozen=True)
+class DiscountGiven:
+    """Money given away in one currency, plus redemptions whose value is unknown."""
+
+    currency: str | None
+    amount: Decimal
+    redemptions: int
+    unpriced: int
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    campaign_id: int
+    name: str
+    status: str
+    subject: str
+    deal: str | None
+    send_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    recipients: int = 0
+    pending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    # True when the backend reported deliveries; otherwise `delivered` is sent minus bounced.
+    delivered_reported: bool = False
+    bounced: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unsubscribed: int = 0
+    complained: int = 0
+    opened: int = 0
+    clicked: int = 0
+    redemptions: int = 0
+    redeemed_coupons: int = 0
+    discounts: list[DiscountGiven] = field(default_factory=list)
+
+    @property
+    def redemption_rate(self) -> float:
+        """Coupons redeemed at least once, per email that left us."""
+        return self.redeemed_coupons / self.sent if self.sent else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["redemption_rate"] = round(self.redemption_rate, 4)
+        data["discounts"] = [{**item, "amount": str(item["amount"])} for item in data["discounts"]]
+        for key in ("send_at", "started_at", "finished_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        return data
+
+
+def _in_campaigns(column: Any, ids: list[int] | None) -> list[ColumnElement[bool]]:
+    return [] if ids is None else [column.in_(ids)]
+
+
+def _message_counts(session: Session, ids: list[int] | None) -> dict[int, dict[str, int]]:
+    rows = session.execute(
+        select(Message.campaign_id, Message.status, func.count())
+        .where(*_in_campaigns(Message.campaign_id, ids))
+        .group_by(Message.campaign_id, Message.status)
+    )
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for campaign_id, status, number in rows:
+        counts[campaign_id][status] = number
+    return counts
+
+
+def _event_counts(session: Session, ids: list[int] | None) -> dict[int | None, dict[str, int]]:
+    # Deliveries and bounces come once per message; opens and clicks repeat, so count messages;
+    # an unsubscribe or complaint may come without a message, so count people.
+    repeated = (EventKind.OPENED, EventKind.CLICKED)
+    per_person = (EventKind.UNSUBSCRIBED, EventKind.COMPLAINED)
+    counts: dict[int | None, dict[str, int]] = defaultdict(dict)
+    once = session.execute(
+        select(Event.campaign_id, Event.kind, func.count())
+        .where(
+            Event.campaign_id.is_not(None),
+            Event.kind.in_((EventKind.DELIVERED, EventKind.BOUNCED)),
+            *_in_campaigns(Event.campaign_id, ids),
+        )
+        .group_by(Event.campaign_id, Event.kind)
+    )
+    for campaign_id, kind, number in once:
+        counts[campaign_id][kind] = number
+    for kinds, column in ((repeated, Event.message_id), (per_person, Event.customer_id)):
+        rows = session.execute(
+            select(Event.campaign_id, Event.kind, func.count(distinct(column)))
+            .where(
+                Event.campaign_id.is_not(None),
+                Event.kind.in_(kinds),
+                *_in_campaigns(Event.campaign_id, ids),
+            )
+            .group_by(Event.campaign_id, Event.kind)
+        )
+        for campaign_id, kind, number in rows:
+            counts[campaign_id][kind] = number
+    return counts
+
+
+def _redemption_counts(
+    session: Session, ids: list[int] | None
+) -> dict[int | None, tuple[int, int]]:
+    rows = session.execute(
+        select(
+            Redemption.campaign_id,
+            func.count(),
+            func.count(distinct(Redemption.coupon_id)),
+        )
+        .where(
+            Redemption.campaign_id.is_not(None),
+            live_redemption(),
+            *_in_campaigns(Redemption.campaign_id, ids),
+        )
+        .group_by(Redemption.campaign_id)
+    )
+    return {campaign_id: (total, coupons) for campaign_id, total, coupons in rows}
+
+
+def discount_value_expression() -> Any:
+    """The money one redemption gave away, or NULL when it is unknown (see DISCOUNT_MEANING)."""
+    return func.coalesce(
+        Redemption.discount_value, case((Deal.kind == DealKind.AMOUNT_OFF, Deal.value))
+    )
+
+
+def _discounts(session: Session, ids: list[int] | None) -> dict[int, list[DiscountGiven]]:
+    money = discount_value_expression()
+    rows = session.execute(
+        select(
+            Redemption.campaign_id,
+            Deal.currency,
+            func.coalesce(func.sum(money), 0),
+            func.count(),
+            func.count(money),
+        )
+        .join(Coupon, Coupon.id == Redemption.coupon_id)
+        .join(Deal, Deal.id == Coupon.deal_id)
+        .where(
+            Redemption.campaign_id.is_not(None),
+            live_redemption(),
+            *_in_campaigns(Redemption.campaign_id, ids),
+        )
+        .group_by(Redemption.campaign_id, Deal.currency)
+    )
+    found: dict[int, list[DiscountGiven]] = defaultdict(list)
+    for campaign_id, currency, amount, total, priced in rows:
+        found[campaign_id].append(
+            DiscountGiven(
+                currency=currency,
+                amount=Decimal(amount).quantize(Decimal("0.01")),
+                redemptions=total,
+                unpriced=total - priced,
+            )
+        )
+    return found
+
+
+def campaign_reports(session: Session, ids: list[int] | None = None) -> list[CampaignReport]:
+    """One report per campaign (all of them, or those in `ids`), newest first."""
+    campaigns = session.execute(
+        select(
+            Campaign.id,
+            Campaign.name,
+            Campaign.status,
+            Campaign.subject,
+            Deal.name,
+            Campaign.send_at,
+            Campaign.started_at,
+            Campaign.finished_at,
+        )
+        .outerjoin(Deal, Deal.id == Campaign.deal_id)
+        .where(*_in_campaigns(Campaign.id, ids))
+        .order_by(
+            func.coalesce(Campaign.started_at, Campaign.send_at, Campaign.created_at).desc(),
+            Campaign.id.desc(),
+        )
+    ).all()
+    messages = _message_counts(session, ids)
+    events = _event_counts(session, ids)
+    redemptions = _redemption_counts(session, ids)
+    discounts = _discounts(session, ids)
+    reports = []
+    for campaign_id, name, status, subject, deal, send_at, started_at, finished_at in campaigns:
+        by_status = messages.get(campaign_id, {})
+        by_kind = events.get(campaign_id, {})
+        sent = sum(by_status.get(s, 0) for s in LEFT_US_STATUSES)
+        bounced = max(by_status.get(MessageStatus.BOUNCED, 0), by_kind.get(EventKind.BOUNCED, 0))
+        reported = by_kind.get(EventKind.DELIVERED, 0)
+        total, coupons = redemptions.get(campaign_id, (0, 0))
+        reports.append(
+            CampaignReport(
+                campaign_id=campaign_id,
+                name=name,
+                status=status,
+                subject=subject,
+                deal=deal,
+                send_at=send_at,
+                started_at=started_at,
+                finished_at=finished_at,
+                recipients=sum(by_status.values()),
+                pending=sum(by_status.get(s, 0) for s in PENDING_STATUSES),
+                sent=sent,
+                delivered=reported if reported else max(sent - bounced, 0),
+                delivered_reported=bool(reported),
+                bounced=bounced,
+                failed=by_status.get(MessageStatus.FAILED, 0),
+                skipped=by_status.get(MessageStatus.SKIPPED, 0),
+                unsubscribed=by_kind.get(EventKind.UNSUBSCRIBED, 0),
+                complained=by_kind.get(EventKind.COMPLAINED, 0),
+                opened=by_kind.get(EventKind.OPENED, 0),
+                clicked=by_kind.get(EventKind.CLICKED, 0),
+                redemptions=total,
+                redeemed_coupons=coupons,
+                discounts=discounts.get(campaign_id, []),
+            )
+        )
+    return reports
+
+
+def find_campaign_id(session: Session, name: str) -> int:
+    campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == name))
+    if campaign_id is None:
+        raise NotFound(f"no campaign named {name!r}", code="campaign_not_found")
+    return campaign_id
+
+
+def campaign_report(session: Session, campaign: int | str) -> CampaignReport:
+    """The report of one campaign, by id or by name."""
+    campaign_id = find_campaign_id(session, campaign) if isinstance(campaign, str) else campaign
+    reports = campaign_reports(session, [campaign_id])
+    if not reports:
+        raise NotFound(f"no campaign with id {campaign_id}", code="campaign_not_found")
+    return reports[0]
+
+
+def comparison_rows(reports: list[CampaignReport]) -> list[dict[str, Any]]:
+    """The comparison table: one flat row per campaign, ready for a table or `--json`."""
+    rows = []
+    for report in reports:
+        rows.append(
+            {
+                "campaign": report.name,
+                "status": report.status,
+                "started": report.started_at,
+                "recipients": report.recipients,
+                "sent": report.sent,
+                "delivered": report.delivered,
+                "bounced": report.bounced,
+                "failed": report.failed,
+                "unsubscribed": report.unsubscribed,
+                "redemptions": report.redemptions,
+                "redemption_rate": round(report.redemption_rate, 4),
+                "discount_given": format_discounts(report.discounts),
+            }
+        )
+    return rows
+
+
+def format_discounts(discounts: list[DiscountGiven]) -> str:
+    """Human text: `12.50 EUR + 3 unpriced`, or `-` when nothing was redeemed."""
+    parts = []
+    for item in discounts:
+        if item.amount or item.unpriced < item.redemptions:
+            parts.append(f"{item.amount} {item.currency or ''}".strip())
+        if item.unpriced:
+            parts.append(f"{item.unpriced} unpriced")
+    return " + ".join(parts) if parts else "-"

@@ -1,0 +1,106 @@
+"""Redemptions over time (local hour of day, local day), by location and by device."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dealmail.analytics._sql import RedemptionScope, bucket_start, epoch_bucket
+from dealmail.analytics.campaigns import DiscountGiven, discount_value_expression
+from dealmail.models import Coupon, Deal, Device, Location, Redemption
+
+UNKNOWN = "(unknown)"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Counts per local day (every day from the first to the last) and per local hour 0-23."""
+
+    by_day: list[dict[str, Any]]
+    by_hour: list[dict[str, Any]]
+
+
+def redemption_count(session: Session, scope: RedemptionScope) -> int:
+    return (
+        session.scalar(select(func.count()).select_from(Redemption).where(*scope.conditions())) or 0
+    )
+
+
+def redemptions_over_time(session: Session, scope: RedemptionScope, zone: ZoneInfo) -> Timeline:
+    """Grouped in SQL by 15-minute UTC bucket; the few buckets are then placed in local time."""
+    bucket = epoch_bucket(session, Redemption.redeemed_at)
+    rows = session.execute(
+        select(bucket, func.count()).where(*scope.conditions()).group_by(bucket)
+    ).all()
+    per_day: Counter[date] = Counter()
+    per_hour: Counter[int] = Counter()
+    for number, count in rows:
+        local = bucket_start(number).astimezone(zone)
+        per_day[local.date()] += count
+        per_hour[local.hour] += count
+    by_day = []
+    if per_day:
+        day, last = min(per_day), max(per_day)
+        while day <= last:
+            by_day.append({"day": day, "redemptions": per_day.get(day, 0)})
+            day += timedelta(days=1)
+    by_hour = [{"hour": hour, "redemptions": per_hour.get(hour, 0)} for hour in range(24)]
+    return Timeline(by_day=by_day, by_hour=by_hour)
+
+
+def redemptions_by_location(session: Session, scope: RedemptionScope) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Location.name, func.count())
+        .select_from(Redemption)
+        .outerjoin(Location, Location.id == Redemption.location_id)
+        .where(*scope.conditions())
+        .group_by(Redemption.location_id, Location.name)
+        .order_by(func.count().desc(), Location.name)
+    )
+    return [{"location": name or UNKNOWN, "redemptions": count} for name, count in rows]
+
+
+def redemptions_by_device(session: Session, scope: RedemptionScope) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Device.name, Location.name, func.count())
+        .select_from(Redemption)
+        .outerjoin(Device, Device.id == Redemption.device_id)
+        .outerjoin(Location, Location.id == Device.location_id)
+        .where(*scope.conditions())
+        .group_by(Redemption.device_id, Device.name, Location.name)
+        .order_by(func.count().desc(), Device.name)
+    )
+    return [
+        {"device": device or UNKNOWN, "location": location or UNKNOWN, "redemptions": count}
+        for device, location, count in rows
+    ]
+
+
+def discount_given(session: Session, scope: RedemptionScope) -> list[DiscountGiven]:
+    """Discount given over any scope (all campaigns, a period, a location), per currency."""
+    money = discount_value_expression()
+    rows = session.execute(
+        select(Deal.currency, func.coalesce(func.sum(money), 0), func.count(), func.count(money))
+        .select_from(Redemption)
+        .join(Coupon, Coupon.id == Redemption.coupon_id)
+        .join(Deal, Deal.id == Coupon.deal_id)
+        .where(*scope.conditions())
+        .group_by(Deal.currency)
+        .order_by(Deal.currency)
+    )
+    return [
+        DiscountGiven(
+            currency=currency,
+            amount=Decimal(amount).quantize(Decimal("0.01")),
+            redemptions=total,
+            unpriced=total - priced,
+        )
+        for currency, amount, total, priced in rows
+    ]
