@@ -47,9 +47,11 @@ def test_duplicate_location_is_refused(session: Session) -> None:
 def test_api_key_is_shown_once_and_stored_hashed(session: Session) -> None:
     service.add_location(session, "Main St")
     created = service.add_device(session, "Till 1", "Main St")
-    assert created.key.startswith("dmk_") and len(created.key) > 40
+    assert created.key.startswith("dmk_")
+    assert len(created.key) > 40
     stored = session.scalar(select(Device).where(Device.id == created.device.id))
-    assert stored is not None and stored.key_hash == sha256_hex(created.key)
+    assert stored is not None
+    assert stored.key_hash == sha256_hex(created.key)
     assert created.key not in {stored.key_hash, stored.name}
 
 
@@ -57,7 +59,8 @@ def test_device_for_unknown_location_names_the_known_ones(session: Session) -> N
     service.add_location(session, "Main St")
     with pytest.raises(DomainError) as caught:
         service.add_device(session, "Till", "Nowhere")
-    assert caught.value.code == "unknown_location" and "Main St" in caught.value.message
+    assert caught.value.code == "unknown_location"
+    assert "Main St" in caught.value.message
 
 
 def test_authenticate_updates_last_seen_at_most_once_a_minute(session: Session) -> None:
@@ -65,9 +68,12 @@ def test_authenticate_updates_last_seen_at_most_once_a_minute(session: Session) 
     created = service.add_device(session, "Till 1", "Main St")
     first = utcnow()
     seen = service.authenticate_device(session, created.key, now=first)
-    assert seen is not None and seen.location_name == "Main St" and seen.last_seen_at == first
+    assert seen is not None
+    assert seen.location_name == "Main St"
+    assert seen.last_seen_at == first
     again = service.authenticate_device(session, created.key, now=first + timedelta(seconds=5))
-    assert again is not None and again.last_seen_at == first
+    assert again is not None
+    assert again.last_seen_at == first
     later = first + timedelta(minutes=2)
     assert service.authenticate_device(session, created.key, now=later) is not None
     listed = service.list_devices(session)
@@ -105,12 +111,14 @@ def test_pairing_link_pairs_once(session: Session) -> None:
     assert link.url == f"https://shop.example/pair/{link.token}"
     assert link.expires_at == now + timedelta(minutes=15)
     stored = session.scalar(select(PairingToken))
-    assert stored is not None and stored.token_hash == sha256_hex(link.token)
+    assert stored is not None
+    assert stored.token_hash == sha256_hex(link.token)
 
     info = service.get_pairing(session, link.token, now=now)
     assert info.location_name == "Main St"
     paired = service.complete_pairing(session, link.token, now=now + timedelta(minutes=1))
-    assert paired.device.kind == "browser" and paired.device.name == "Main St phone 1"
+    assert paired.device.kind == "browser"
+    assert paired.device.name == "Main St phone 1"
     assert paired.key.startswith("dmc_")
     assert service.authenticate_device(session, paired.key) is not None
 
