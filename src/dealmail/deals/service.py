@@ -1,0 +1,161 @@
+"""Deal service: create, list, show; every rule a deal must obey on the way in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealmail.deals.validity import value_text
+from dealmail.errors import AlreadyExists, InvalidInput, NotFound
+from dealmail.models import Deal, DealKind, utcnow
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
+KINDS_NEEDING_VALUE = (DealKind.PERCENT_OFF, DealKind.AMOUNT_OFF)
+MAX_VALID_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class DealInput:
+    name: str
+    kind: str
+    title: str
+    value: str | Decimal | None = None
+    currency: str | None = None
+    terms: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    valid_days: int | None = None
+    uses_per_coupon: int = 1
+
+
+def parse_date_or_datetime(text: str, *, end_of_day: bool) -> datetime:
+    """`2026-12-31` (the whole day, UTC) or an ISO datetime; naive means UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = time(23, 59, 59) if end_of_day else time(0, 0)
+            return datetime.combine(day, moment, tzinfo=UTC)
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{text!r} is not a date (YYYY-MM-DD) or ISO datetime", code="invalid_date"
+        ) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _parse_value(value: str | Decimal | None) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidInput(f"deal value {value!r} is not a number", code="invalid_value") from exc
+    if not parsed.is_finite() or parsed <= 0:
+        raise InvalidInput("a deal value must be a positive number", code="invalid_value")
+    return parsed
+
+
+def _validated(data: DealInput, now: datetime) -> dict[str, Any]:
+    if not NAME_RE.match(data.name):
+        raise InvalidInput(
+            "a deal name is 1-100 letters, digits, spaces or . _ - "
+            "(starting with a letter or digit)",
+            code="invalid_name",
+        )
+    try:
+        kind = DealKind(data.kind)
+    except ValueError as exc:
+        known = ", ".join(k.value for k in DealKind)
+        raise InvalidInput(
+            f"unknown deal kind {data.kind!r}; one of {known}", code="invalid_kind"
+        ) from exc
+    title = data.title.strip()
+    if not title:
+        raise InvalidInput("a deal needs a title", code="missing_title")
+    value = _parse_value(data.value)
+    if kind in KINDS_NEEDING_VALUE and value is None:
+        raise InvalidInput(f"a {kind.value} deal needs --value", code="missing_value")
+    if kind == DealKind.PERCENT_OFF and value is not None and value > 100:
+        raise InvalidInput("a percentage cannot exceed 100", code="invalid_value")
+    currency = (data.currency or "").strip().upper() or None
+    if kind == DealKind.AMOUNT_OFF and currency is None:
+        raise InvalidInput(
+            "an amount_off deal needs --currency (e.g. EUR)", code="missing_currency"
+        )
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
+        raise InvalidInput("a currency is a 3-letter ISO code (EUR)", code="invalid_currency")
+    if data.valid_days is not None and data.valid_until is not None:
+        raise InvalidInput(
+            "choose --valid-days or --valid-until, not both", code="conflicting_validity"
+        )
+    if data.valid_days is not None and not 1 <= data.valid_days <= MAX_VALID_DAYS:
+        raise InvalidInput(
+            f"--valid-days must be between 1 and {MAX_VALID_DAYS}", code="invalid_validity"
+        )
+    if data.valid_until is not None and data.valid_until <= now:
+        raise InvalidInput("--valid-until is in the past", code="invalid_validity")
+    if data.valid_from and data.valid_until and data.valid_from >= data.valid_until:
+        raise InvalidInput("valid-from must be before valid-until", code="invalid_validity")
+    if data.uses_per_coupon < 1:
+        raise InvalidInput("uses per coupon must be at least 1", code="invalid_uses")
+    return {
+        "name": data.name,
+        "kind": kind.value,
+        "title": title,
+        "value": value,
+        "currency": currency,
+        "terms": (data.terms or "").strip() or None,
+        "valid_from": data.valid_from,
+        "valid_until": data.valid_until,
+        "valid_days": data.valid_days,
+        "uses_per_coupon": data.uses_per_coupon,
+    }
+
+
+def create_deal(session: Session, data: DealInput, *, now: datetime | None = None) -> Deal:
+    fields = _validated(data, now or utcnow())
+    if session.scalar(select(Deal.id).where(Deal.name == data.name)) is not None:
+        raise AlreadyExists(f"a deal named {data.name!r} already exists", code="deal_exists")
+    deal = Deal(**fields)
+    session.add(deal)
+    session.commit()
+    return deal
+
+
+def get_deal(session: Session, name: str) -> Deal:
+    deal = session.scalar(select(Deal).where(Deal.name == name))
+    if deal is None:
+        raise NotFound(f"no deal named {name!r}", code="deal_not_found")
+    return deal
+
+
+def list_deals(session: Session) -> list[Deal]:
+    return list(session.scalars(select(Deal).order_by(Deal.created_at, Deal.id)))
+
+
+def is_expired(deal: Deal, now: datetime | None = None) -> bool:
+    return deal.valid_until is not None and deal.valid_until <= (now or utcnow())
+
+
+def describe(deal: Deal, now: datetime | None = None) -> dict[str, Any]:
+    """A deal as plain data for `show`, `list --json` and the admin screens."""
+    return {
+        "name": deal.name,
+        "kind": deal.kind,
+        "value": None if deal.value is None else str(deal.value),
+        "currency": deal.currency,
+        "headline": value_text(deal),
+        "title": deal.title,
+        "terms": deal.terms,
+        "valid_from": deal.valid_from.isoformat() if deal.valid_from else None,
+        "valid_until": deal.valid_until.isoformat() if deal.valid_until else None,
+        "valid_days": deal.valid_days,
+        "uses_per_coupon": deal.uses_per_coupon,
+        "expired": is_expired(deal, now),
+    }
