@@ -29,6 +29,10 @@ from dealmail.errors import InvalidInput
 
 THEMES_DIR = Path(__file__).parent / "themes"
 BODY_MARKER = "[[body]]"
+NO_UNSUBSCRIBE_MESSAGE = (
+    "the custom HTML has no {{ unsubscribe_url }}: every message must carry a working "
+    'unsubscribe link; add e.g. <a href="{{ unsubscribe_url }}">Unsubscribe</a>'
+)
 UNSUBSCRIBE_FIELD_RE = re.compile(r"\{\{-?\s*unsubscribe_url\b")
 _inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 _markdown = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable(

@@ -108,9 +108,8 @@ def compile_template(
             code="unknown_field",
             detail={"field": name, "line": line},
         )
-    template = env.from_string(source)
-    template.name = label
-    return template
+    code = env.compile(source, name=label, filename=label)
+    return env.template_class.from_code(env, code, env.make_globals(None))
 
 
 def render(template: Template, context: Mapping[str, Any]) -> str:

@@ -166,13 +166,31 @@ class Composer:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise NotFound(f"no campaign with id {campaign_id}", code="campaign_not_found")
+        return cls.from_campaign(session, campaign, settings)
+
+    @classmethod
+    def from_campaign(
+        cls,
+        session: Session,
+        campaign: Campaign,
+        settings: Settings | None,
+        *,
+        secret: bytes | None = None,
+    ) -> Composer:
+        """For a campaign row (saved or not). Without settings: no DKIM, and `secret` is used."""
         shop = get_shop_settings(session)
         deal = session.get(Deal, campaign.deal_id) if campaign.deal_id is not None else None
         sender_email = campaign.from_email or shop.sender_email
         sender_name = campaign.from_name or shop.sender_name or shop.shop_name
         reply_to = campaign.reply_to or shop.reply_to
+        key = None
+        if settings is not None:
+            secret = secret or settings.secret_key_bytes()
+            key = dkim.load_key(settings, _domain_of(sender_email, shop.public_url))
+        if secret is None:
+            raise ValueError("a secret or settings are needed")
         return cls(
-            campaign_id=campaign.id,
+            campaign_id=campaign.id or 0,
             campaign_name=campaign.name,
             compiled=compile_templates(template_source(campaign)),
             shop=shop,
@@ -181,8 +199,8 @@ class Composer:
             sender_email=sender_email,
             reply_to=reply_to,
             content=dict(campaign.content or {}),
-            secret=settings.secret_key_bytes(),
-            dkim_key=dkim.load_key(settings, _domain_of(sender_email, shop.public_url)),
+            secret=secret,
+            dkim_key=key,
         )
 
     def load_recipients(self, session: Session, message_ids: Sequence[int]) -> dict[int, Recipient]:
