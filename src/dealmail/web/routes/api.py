@@ -1,0 +1,522 @@
+"""`/api/v1`: the device API for scanner apps and tills, a sub-application with its own OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dealmail.coupons import redeem
+from dealmail.errors import DomainError
+from dealmail.locations.service import DeviceInfo, authenticate_device
+from dealmail.web.routes._devices import client_ip, run_db
+
+API_PREFIX = "/api/v1"
+MAX_CODE = 2048
+MAX_ID = 2**31 - 1
+
+# ---------------------------------------------------------------- schemas
+
+
+class Deal(BaseModel):
+    title: str
+    kind: str
+    value: str | None = Field(description="Decimal as a string, e.g. `10.00`.")
+    currency: str | None
+    terms: str | None
+
+
+class CouponInfo(BaseModel):
+    id: int
+    deal: Deal
+    customer_first_name: str | None
+    uses: int
+    max_uses: int
+    uses_left: int
+    valid_from: datetime | None
+    expires_at: datetime | None
+    first_day: str | None = Field(description="First valid day (ISO date, shop's calendar).")
+    last_day: str | None = Field(description="Last valid day (ISO date); valid to its end.")
+    revoked: bool
+    is_test: bool
+
+
+class Place(BaseModel):
+    id: int
+    name: str | None
+
+
+class RedemptionInfo(BaseModel):
+    id: int
+    kind: Literal["redemption", "void"]
+    coupon_id: int
+    campaign_id: int | None
+    redeemed_at: datetime
+    location: Place | None
+    device: Place | None
+    order_reference: str | None
+    discount_value: str | None
+    voids_id: int | None
+    voided_by_id: int | None
+    reason: str | None
+
+
+class Validation(BaseModel):
+    status: Literal[
+        "valid",
+        "already_redeemed",
+        "expired",
+        "not_yet_valid",
+        "revoked",
+        "not_valid_here",
+        "test_coupon",
+    ]
+    redeemable: bool
+    message: str
+    coupon: CouponInfo
+    last_redemption: RedemptionInfo | None
+
+
+class Redeemed(BaseModel):
+    status: Literal["redeemed"]
+    message: str
+    redemption: RedemptionInfo
+    coupon: CouponInfo
+
+
+class Refusal(BaseModel):
+    """Why a coupon was not redeemed; `coupon` and `last_redemption` when the code is known."""
+
+    code: str
+    message: str
+    coupon: CouponInfo | None = None
+    last_redemption: RedemptionInfo | None = None
+
+
+class Problem(BaseModel):
+    code: str
+    message: str
+    detail: dict[str, Any] | None = None
+
+
+class RedeemRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        min_length=1, max_length=MAX_CODE, description="Token, coupon URL or short code."
+    )
+    order_reference: str | None = Field(default=None, max_length=100)
+    discount_value: (
+        Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False)] | None
+    ) = None
+
+
+class VoidRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Voided(BaseModel):
+    status: Literal["voided"]
+    redemption: RedemptionInfo
+    void: RedemptionInfo
+
+
+class Page(BaseModel):
+    items: list[RedemptionInfo]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at end.")
+
+
+class Me(BaseModel):
+    device: Place
+    location: Place
+    timezone: str
+
+
+# ---------------------------------------------------------------- examples
+
+_DEAL: dict[str, Any] = {"title": "10% off everything", "kind": "percent_off", "value": "10.00"}
+_DEAL |= {"currency": None, "terms": "One per customer."}
+_COUPON = {
+    "id": 42,
+    "deal": _DEAL,
+    "customer_first_name": "Ada",
+    "uses": 1,
+    "max_uses": 1,
+    "uses_left": 0,
+    "valid_from": None,
+    "expires_at": "2026-12-31T23:59:00+00:00",
+    "first_day": None,
+    "last_day": "2026-12-31",
+    "revoked": False,
+    "is_test": False,
+}
+_REDEMPTION = {
+    "id": 7,
+    "kind": "redemption",
+    "coupon_id": 42,
+    "campaign_id": 3,
+    "redeemed_at": "2026-11-28T14:05:09+00:00",
+    "location": {"id": 1, "name": "Main St"},
+    "device": {"id": 2, "name": "Till 1"},
+    "order_reference": "R-1017",
+    "discount_value": None,
+    "voids_id": None,
+    "voided_by_id": None,
+    "reason": None,
+}
+
+
+def _example(model: type[BaseModel], description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": model,
+        "description": description,
+        "content": {"application/json": {"example": example}},
+    }
+
+
+def _refusal(code: str) -> dict[str, Any]:
+    return {"code": code, "message": redeem.MESSAGES[redeem.Outcome(code)], "coupon": _COUPON}
+
+
+_UNAUTHORIZED = _example(
+    Problem,
+    "Missing, unknown or revoked API key.",
+    {"code": "unauthorized", "message": "a valid device API key is required"},
+)
+_INVALID = _example(
+    Problem,
+    "Bad input (`invalid_request`, `invalid_input`, `invalid_idempotency_key`) or the same "
+    "Idempotency-Key sent with a different body (`idempotency_key_reused`).",
+    {"code": "idempotency_key_reused", "message": "this Idempotency-Key was already used"},
+)
+_THROTTLED = _example(
+    Problem,
+    "Too many unknown codes from this device or address (`too_many_failed_lookups`), or short "
+    "codes locked after repeated misses (`short_code_locked`). See `Retry-After`.",
+    {
+        "code": "too_many_failed_lookups",
+        "message": "too many unknown codes in the last minute; wait a minute and try again",
+        "detail": {"retry_after": 60},
+    },
+)
+_UNKNOWN = _example(
+    Refusal, "No coupon has this code (`unknown`).", {"code": "unknown", "message": "no coupon"}
+)
+
+# ---------------------------------------------------------------- errors
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    http_status = 401
+
+
+def _problem(exc: DomainError) -> JSONResponse:
+    headers: dict[str, str] = {}
+    if exc.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.http_status == 429:
+        headers["Retry-After"] = str(exc.detail.get("retry_after", 60))
+    return JSONResponse(exc.as_dict(), status_code=exc.http_status, headers=headers)
+
+
+def _answer(answer: redeem.Answer) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+
+
+def _authenticated(session: Session, key: str | None) -> DeviceInfo:
+    device = authenticate_device(session, key)
+    if device is None:
+        raise Unauthorized("a valid device API key is required (Authorization: Bearer <key>)")
+    return device
+
+
+bearer = HTTPBearer(auto_error=False, description="The device's API key (`dealmail devices add`).")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
+def _key(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    return credentials.credentials if credentials else None
+
+
+def _secret(request: Request) -> bytes:
+    state = request.app.state
+    if getattr(state, "secret", None) is None:
+        state.secret = state.settings.secret_key_bytes()
+    secret: bytes = state.secret
+    return secret
+
+
+# ---------------------------------------------------------------- the app
+
+
+def build_api(parent: FastAPI) -> FastAPI:
+    api = FastAPI(
+        title="dealmail device API",
+        version="1.0.0",
+        description=(
+            "Validate and redeem coupons from a scanner app or a till. Authenticate with the "
+            "device's API key as a Bearer token. Send an `Idempotency-Key` with every redeem: "
+            "the same key returns the first answer again. See docs/scanner-app.md."
+        ),
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": API_PREFIX}],
+    )
+    api.state.settings = parent.state.settings
+    api.state.engine = parent.state.engine
+    api.state.sessionmaker = parent.state.sessionmaker
+    api.state.secret = None
+    settings = parent.state.settings
+
+    @api.exception_handler(DomainError)
+    async def _domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return _problem(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
+            for error in exc.errors()
+        ]
+        return JSONResponse(
+            {
+                "code": "invalid_request",
+                "message": "the request is not valid",
+                "detail": {"errors": errors},
+            },
+            status_code=422,
+        )
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"code": code, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @api.get(
+        "/me",
+        response_model=Me,
+        summary="Which device and location this key belongs to",
+        responses={401: _UNAUTHORIZED},
+    )
+    async def me(request: Request, credentials: Credentials) -> Me:
+        device = await run_db(request.app.state, _authenticated, _key(credentials))
+        return Me(
+            device=Place(id=device.id, name=device.name),
+            location=Place(id=device.location_id, name=device.location_name),
+            timezone=device.location_timezone,
+        )
+
+    @api.get(
+        "/coupons/{code}",
+        response_model=Validation,
+        summary="Validate a coupon without redeeming it",
+        responses={
+            200: {
+                "description": "The coupon is known; `status` says whether it can be redeemed "
+                "here now (`valid`) or why not.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "status": "already_redeemed",
+                            "redeemable": False,
+                            "message": redeem.MESSAGES[redeem.Outcome.ALREADY_REDEEMED],
+                            "coupon": _COUPON,
+                            "last_redemption": _REDEMPTION,
+                        }
+                    }
+                },
+            },
+            401: _UNAUTHORIZED,
+            404: _UNKNOWN,
+            422: _INVALID,
+            429: _THROTTLED,
+        },
+    )
+    async def validate_coupon(
+        request: Request,
+        credentials: Credentials,
+        code: Annotated[
+            str, Path(min_length=1, max_length=MAX_CODE, description="Token or short code.")
+        ],
+    ) -> JSONResponse:
+        def work(session: Session) -> redeem.Answer:
+            device = _authenticated(session, _key(credentials))
+            return redeem.validate(session, _secret(request), device, code, client_ip(request))
+
+        return _answer(await run_db(request.app.state, work))
+
+    @api.post(
+        "/redemptions",
+        status_code=201,
+        response_model=Redeemed,
+        summary="Redeem a coupon (atomic; retry safely with the same Idempotency-Key)",
+        responses={
+            201: {
+                "description": "Redeemed.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "status": "redeemed",
+                            "message": "redeemed",
+                            "redemption": _REDEMPTION,
+                            "coupon": _COUPON,
+                        }
+                    }
+                },
+            },
+            401: _UNAUTHORIZED,
+            403: _example(
+                Refusal,
+                "`not_valid_here`, `revoked`, `not_yet_valid` or `test_coupon`.",
+                _refusal("not_valid_here"),
+            ),
+            404: _UNKNOWN,
+            409: _example(
+                Refusal,
+                "`already_redeemed`: used as often as the deal allows; `last_redemption` says "
+                "when, where and by which device.",
+                _refusal("already_redeemed") | {"last_redemption": _REDEMPTION},
+            ),
+            410: _example(Refusal, "`expired`.", _refusal("expired")),
+            422: _INVALID,
+            429: _THROTTLED,
+        },
+    )
+    async def create_redemption(
+        request: Request,
+        body: RedeemRequest,
+        credentials: Credentials,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=255,
+                description="Unique per intended redemption (e.g. a UUID); reuse it on retry.",
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        def work(session: Session) -> redeem.Answer:
+            device = _authenticated(session, _key(credentials))
+            return redeem.redeem(
+                session,
+                _secret(request),
+                device,
+                body.code,
+                idempotency_key=idempotency_key,
+                ip=client_ip(request),
+                order_reference=body.order_reference,
+                discount_value=body.discount_value,
+            )
+
+        return _answer(await run_db(request.app.state, work))
+
+    @api.post(
+        "/redemptions/{redemption_id}/void",
+        status_code=201,
+        response_model=Voided,
+        summary="Void a redemption made at this location (appends a void row)",
+        responses={
+            201: {
+                "description": "Voided: a new row with `voids_id`; the coupon's use is freed.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "status": "voided",
+                            "redemption": _REDEMPTION | {"voided_by_id": 8},
+                            "void": _REDEMPTION
+                            | {"id": 8, "kind": "void", "voids_id": 7, "reason": "wrong item"},
+                        }
+                    }
+                },
+            },
+            401: _UNAUTHORIZED,
+            403: _example(
+                Problem,
+                "`other_location`: made at another location.",
+                {"code": "other_location", "message": "made at another location"},
+            ),
+            404: _example(
+                Problem,
+                "`redemption_not_found`.",
+                {"code": "redemption_not_found", "message": "no redemption 7"},
+            ),
+            409: _example(
+                Problem,
+                "`already_voided`, or `void_window_closed` (older than the void window).",
+                {"code": "void_window_closed", "message": "voidable within 30 minutes"},
+            ),
+            422: _INVALID,
+        },
+    )
+    async def void_redemption(
+        request: Request,
+        body: VoidRequest,
+        credentials: Credentials,
+        redemption_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    ) -> JSONResponse:
+        def work(session: Session) -> redeem.Answer:
+            device = _authenticated(session, _key(credentials))
+            return redeem.void(
+                session, device, redemption_id, body.reason, settings.void_window_minutes
+            )
+
+        return _answer(await run_db(request.app.state, work))
+
+    @api.get(
+        "/redemptions",
+        response_model=Page,
+        summary="Redemptions and voids at this device's location, for syncing (paged by id)",
+        responses={
+            200: {
+                "description": "Oldest first. Follow `next_after` until it is null.",
+                "content": {
+                    "application/json": {"example": {"items": [_REDEMPTION], "next_after": None}}
+                },
+            },
+            401: _UNAUTHORIZED,
+            422: _INVALID,
+        },
+    )
+    async def list_redemptions(
+        request: Request,
+        credentials: Credentials,
+        since: Annotated[
+            datetime | None,
+            Query(description="Only rows at or after this instant (ISO 8601; UTC if no zone)."),
+        ] = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=MAX_ID, description="`next_after` of the previous page.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=redeem.MAX_PAGE)] = 100,
+    ) -> JSONResponse:
+        moment = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+
+        def work(session: Session) -> dict[str, Any]:
+            device = _authenticated(session, _key(credentials))
+            return redeem.list_since(session, device, moment, after, limit)
+
+        return JSONResponse(await run_db(request.app.state, work))
+
+    return api
+
+
+def install(app: FastAPI) -> None:
+    app.mount(API_PREFIX, build_api(app))
