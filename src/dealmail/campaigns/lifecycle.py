@@ -17,7 +17,7 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
     S.SCHEDULED: frozenset({S.DRAFT, S.SENDING, S.PAUSED, S.CANCELLED}),
     S.SENDING: frozenset({S.PAUSED, S.SENT, S.CANCELLED}),
     S.PAUSED: frozenset({S.SENDING, S.SCHEDULED, S.CANCELLED}),
-    S.SENT: frozenset(),
+    S.SENT: frozenset({S.SENDING}),  # `campaigns resend NAME --failed` only
     S.CANCELLED: frozenset(),
 }
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED, S.PAUSED})
