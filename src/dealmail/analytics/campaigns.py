@@ -15,7 +15,6 @@ from dealmail.analytics._sql import live_redemption
 from dealmail.errors import NotFound
 from dealmail.models import (
     Campaign,
-    Coupon,
     Deal,
     DealKind,
     Event,
@@ -88,8 +87,14 @@ class CampaignReport:
         return data
 
 
+# Past this many campaigns a plain scan beats one index seek per (campaign, kind).
+MAX_SEEK_CAMPAIGNS = 500
+
+
 def _in_campaigns(column: Any, ids: list[int] | None) -> list[ColumnElement[bool]]:
-    return [] if ids is None else [column.in_(ids)]
+    if ids is None or len(ids) > MAX_SEEK_CAMPAIGNS:
+        return [column.is_not(None)]
+    return [column.in_(ids)]
 
 
 def _message_counts(session: Session, ids: list[int] | None) -> dict[int, dict[str, int]]:
@@ -105,30 +110,26 @@ def _message_counts(session: Session, ids: list[int] | None) -> dict[int, dict[s
 
 
 def _event_counts(session: Session, ids: list[int] | None) -> dict[int | None, dict[str, int]]:
-    # Deliveries and bounces come once per message; opens and clicks repeat, so count messages;
-    # an unsubscribe or complaint may come without a message, so count people.
-    repeated = (EventKind.OPENED, EventKind.CLICKED)
-    per_person = (EventKind.UNSUBSCRIBED, EventKind.COMPLAINED)
+    # Deliveries and bounces come once per message: counted on the (campaign, kind) index alone.
+    # Opens and clicks repeat, so count messages; an unsubscribe or complaint may come without
+    # a message, so count people.
     counts: dict[int | None, dict[str, int]] = defaultdict(dict)
     once = session.execute(
         select(Event.campaign_id, Event.kind, func.count())
         .where(
-            Event.campaign_id.is_not(None),
-            Event.kind.in_((EventKind.DELIVERED, EventKind.BOUNCED)),
             *_in_campaigns(Event.campaign_id, ids),
+            Event.kind.in_((EventKind.DELIVERED, EventKind.BOUNCED)),
         )
         .group_by(Event.campaign_id, Event.kind)
     )
     for campaign_id, kind, number in once:
         counts[campaign_id][kind] = number
+    repeated = (EventKind.OPENED, EventKind.CLICKED)
+    per_person = (EventKind.UNSUBSCRIBED, EventKind.COMPLAINED)
     for kinds, column in ((repeated, Event.message_id), (per_person, Event.customer_id)):
         rows = session.execute(
             select(Event.campaign_id, Event.kind, func.count(distinct(column)))
-            .where(
-                Event.campaign_id.is_not(None),
-                Event.kind.in_(kinds),
-                *_in_campaigns(Event.campaign_id, ids),
-            )
+            .where(*_in_campaigns(Event.campaign_id, ids), Event.kind.in_(kinds))
             .group_by(Event.campaign_id, Event.kind)
         )
         for campaign_id, kind, number in rows:
@@ -136,60 +137,52 @@ def _event_counts(session: Session, ids: list[int] | None) -> dict[int | None, d
     return counts
 
 
-def _redemption_counts(
-    session: Session, ids: list[int] | None
-) -> dict[int | None, tuple[int, int]]:
-    rows = session.execute(
-        select(
-            Redemption.campaign_id,
-            func.count(),
-            func.count(distinct(Redemption.coupon_id)),
-        )
-        .where(
-            Redemption.campaign_id.is_not(None),
-            live_redemption(),
-            *_in_campaigns(Redemption.campaign_id, ids),
-        )
-        .group_by(Redemption.campaign_id)
-    )
-    return {campaign_id: (total, coupons) for campaign_id, total, coupons in rows}
-
-
 def discount_value_expression() -> Any:
-    """The money one redemption gave away, or NULL when it is unknown (see DISCOUNT_MEANING)."""
+    """The money one redemption gave away, or NULL when it is unknown (see DISCOUNT_MEANING).
+
+    Redeem records an amount-off deal's value itself; the deal's value is the fallback for rows
+    written before it did. Joined with `Deal` by the caller.
+    """
     return func.coalesce(
         Redemption.discount_value, case((Deal.kind == DealKind.AMOUNT_OFF, Deal.value))
     )
 
 
-def _discounts(session: Session, ids: list[int] | None) -> dict[int, list[DiscountGiven]]:
+@dataclass(frozen=True)
+class _Redeemed:
+    total: int
+    coupons: int
+    discount: DiscountGiven
+
+
+def _redemptions(session: Session, ids: list[int] | None) -> dict[int | None, _Redeemed]:
+    """One pass over live redemptions; the deal (and currency) is the campaign's own."""
     money = discount_value_expression()
     rows = session.execute(
         select(
             Redemption.campaign_id,
-            Deal.currency,
-            func.coalesce(func.sum(money), 0),
+            func.max(Deal.currency),
             func.count(),
+            func.count(distinct(Redemption.coupon_id)),
+            func.coalesce(func.sum(money), 0),
             func.count(money),
         )
-        .join(Coupon, Coupon.id == Redemption.coupon_id)
-        .join(Deal, Deal.id == Coupon.deal_id)
-        .where(
-            Redemption.campaign_id.is_not(None),
-            live_redemption(),
-            *_in_campaigns(Redemption.campaign_id, ids),
-        )
-        .group_by(Redemption.campaign_id, Deal.currency)
+        .join(Campaign, Campaign.id == Redemption.campaign_id)
+        .outerjoin(Deal, Deal.id == Campaign.deal_id)
+        .where(*_in_campaigns(Redemption.campaign_id, ids), live_redemption())
+        .group_by(Redemption.campaign_id)
     )
-    found: dict[int, list[DiscountGiven]] = defaultdict(list)
-    for campaign_id, currency, amount, total, priced in rows:
-        found[campaign_id].append(
-            DiscountGiven(
+    found: dict[int | None, _Redeemed] = {}
+    for campaign_id, currency, total, coupons, amount, priced in rows:
+        found[campaign_id] = _Redeemed(
+            total=total,
+            coupons=coupons,
+            discount=DiscountGiven(
                 currency=currency,
                 amount=Decimal(amount).quantize(Decimal("0.01")),
                 redemptions=total,
                 unpriced=total - priced,
-            )
+            ),
         )
     return found
 
@@ -214,10 +207,10 @@ def campaign_reports(session: Session, ids: list[int] | None = None) -> list[Cam
             Campaign.id.desc(),
         )
     ).all()
-    messages = _message_counts(session, ids)
-    events = _event_counts(session, ids)
-    redemptions = _redemption_counts(session, ids)
-    discounts = _discounts(session, ids)
+    known = [row[0] for row in campaigns]
+    messages = _message_counts(session, known)
+    events = _event_counts(session, known)
+    redemptions = _redemptions(session, known)
     reports = []
     for campaign_id, name, status, subject, deal, send_at, started_at, finished_at in campaigns:
         by_status = messages.get(campaign_id, {})
@@ -225,7 +218,7 @@ def campaign_reports(session: Session, ids: list[int] | None = None) -> list[Cam
         sent = sum(by_status.get(s, 0) for s in LEFT_US_STATUSES)
         bounced = max(by_status.get(MessageStatus.BOUNCED, 0), by_kind.get(EventKind.BOUNCED, 0))
         reported = by_kind.get(EventKind.DELIVERED, 0)
-        total, coupons = redemptions.get(campaign_id, (0, 0))
+        redeemed = redemptions.get(campaign_id)
         reports.append(
             CampaignReport(
                 campaign_id=campaign_id,
@@ -248,9 +241,9 @@ def campaign_reports(session: Session, ids: list[int] | None = None) -> list[Cam
                 complained=by_kind.get(EventKind.COMPLAINED, 0),
                 opened=by_kind.get(EventKind.OPENED, 0),
                 clicked=by_kind.get(EventKind.CLICKED, 0),
-                redemptions=total,
-                redeemed_coupons=coupons,
-                discounts=discounts.get(campaign_id, []),
+                redemptions=redeemed.total if redeemed else 0,
+                redeemed_coupons=redeemed.coupons if redeemed else 0,
+                discounts=[redeemed.discount] if redeemed else [],
             )
         )
     return reports

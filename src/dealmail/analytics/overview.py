@@ -27,7 +27,8 @@ FAILING_WINDOW = timedelta(hours=1)
 FAILING_SHARE = 0.5
 FAILING_MIN_ATTEMPTS = 5
 WORKER_SILENCE = timedelta(minutes=2)
-SUCCESS_OUTCOMES = ("sent", "ok", "success", "delivered")
+# Attempt outcomes are message statuses; a bounce is the recipient's problem, not the backend's.
+FAILED_OUTCOMES = ("deferred", "failed")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def _attention(session: Session, settings: Settings, now: datetime) -> list[str]
     attempts, failures = session.execute(
         select(
             func.count(),
-            func.count().filter(AttemptLog.outcome.not_in(SUCCESS_OUTCOMES)),
+            func.count().filter(AttemptLog.outcome.in_(FAILED_OUTCOMES)),
         ).where(AttemptLog.at >= now - FAILING_WINDOW)
     ).one()
     if attempts >= FAILING_MIN_ATTEMPTS and failures / attempts >= FAILING_SHARE:
