@@ -302,6 +302,11 @@ def build_api(parent: FastAPI) -> FastAPI:
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that is not JSON: bad input like any other
+            return JSONResponse(
+                {"code": "invalid_request", "message": f"the request is not valid: {exc.detail}"},
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             {"code": code, "message": str(exc.detail)},
