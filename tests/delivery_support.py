@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -9,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from dealmail.config import Settings
 from dealmail.contacts.identity import email_hash, email_key
 from dealmail.models import Campaign, CampaignStatus, Customer, Deal
 
@@ -77,3 +82,81 @@ def add_campaign(
     session.add(campaign)
     session.commit()
     return campaign
+
+
+@dataclass(frozen=True)
+class Received:
+    at: float
+    mail_from: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+class RecordingHandler:
+    """Accepts everything and remembers when each message arrived."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        with self.lock:
+            self.received.append(
+                Received(time.time(), envelope.mail_from, tuple(envelope.rcpt_tos), bytes(raw))
+            )
+        return "250 2.0.0 OK"
+
+    def by_recipient(self) -> dict[str, list[Received]]:
+        found: dict[str, list[Received]] = {}
+        with self.lock:
+            for message in self.received:
+                for rcpt in message.recipients:
+                    found.setdefault(rcpt, []).append(message)
+        return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sink:
+    """An aiosmtpd server in this process, on a free port."""
+
+    def __init__(self, handler: Any = None) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.handler = handler or RecordingHandler()
+        self.port = free_port()
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=10 * 1024 * 1024
+        )
+
+    def __enter__(self) -> Sink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
+def ready_shop(session: Session) -> None:
+    from dealmail.shop import set_settings
+
+    set_settings(
+        session,
+        {
+            "shop_name": "Corner Shop",
+            "sender_email": "shop@shop.example",
+            "postal_address": "1 High Street, Town",
+            "public_url": "https://shop.example",
+        },
+    )
+
+
+def smtp_settings(settings: Settings, port: int, **extra: Any) -> Settings:
+    return settings.model_copy(
+        update={"email_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, **extra}
+    )

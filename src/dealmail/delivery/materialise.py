@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,6 @@ from dealmail.deals import coupon_validity
 from dealmail.errors import NotFound
 from dealmail.models import (
     Campaign,
-    CampaignStatus,
     Coupon,
     Customer,
     Deal,
@@ -189,16 +188,3 @@ def issue_coupons(
         )
     session.execute(insert(Coupon), coupons)
     return len(coupons)
-
-
-def mark_started(session: Session, campaign_id: int, now: datetime | None = None) -> bool:
-    """Scheduled → sending when due; True for the one caller that won the race; commits."""
-    now = now or utcnow()
-    result = session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
-        .values(status=CampaignStatus.SENDING, started_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return bool(getattr(result, "rowcount", 0))
