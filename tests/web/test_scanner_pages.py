@@ -197,3 +197,18 @@ def test_access_log_never_shows_tokens_or_codes() -> None:
     assert "K7QM" not in redacted
     assert "/pair/[redacted]" in redacted
     assert "&x=1" in redacted
+
+
+def test_coupon_url_shows_staff_view_only_on_a_paired_device(counter: Counter) -> None:
+    coupon = make_coupon(
+        counter.session, counter.secret, make_deal(counter.session), make_customer(counter.session)
+    )
+    customer_view = counter.client.get(f"/c/{coupon.token}")
+    assert customer_view.status_code == 200
+    assert "Redeem" not in customer_view.text
+    assert "csrf" not in customer_view.text
+    _pair(counter)
+    staff_view = counter.client.get(f"/c/{coupon.token}")
+    assert "VALID" in staff_view.text
+    assert ">Redeem</button>" in staff_view.text
+    assert "for Ada" in staff_view.text

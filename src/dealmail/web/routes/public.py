@@ -17,6 +17,8 @@ from dealmail.engagement import unsubscribe as unsubscribe_service
 from dealmail.errors import DomainError
 from dealmail.shop import get_shop_settings
 from dealmail.web.deps import get_app_settings, get_session
+from dealmail.web.routes._devices import cookie_device
+from dealmail.web.routes.scanner import render_staff_coupon_page
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 PAGE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
@@ -139,6 +141,10 @@ def coupon_page(
     session: Session = Depends(get_session),
     settings: Settings = Depends(get_app_settings),
 ) -> HTMLResponse:
+    # A paired staff device gets the verdict and the Redeem button; anyone else the customer view.
+    device = cookie_device(session, request)
+    if device is not None:
+        return render_staff_coupon_page(request, session, settings, device, token)
     return render_customer_coupon_page(request, session, settings, token)
 
 
