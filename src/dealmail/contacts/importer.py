@@ -10,10 +10,8 @@ consent (unsubscribed, cleaned) suppress the address and unsubscribe a subscribe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,15 +42,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from dealmail.contacts.columns import Consent, consent_of, parse_time, split_tags
+from dealmail.contacts.columns import Consent
 from dealmail.contacts.consent import EVENT_FOR_REASON, SUPPRESSION_STATUS
-from dealmail.contacts.csvread import FileFormat, detect_format, read_records
-from dealmail.contacts.emails import EmailNormaliser, InvalidEmail
+from dealmail.contacts.csvread import FileFormat, detect_format
 from dealmail.contacts.identity import tag_key
+from dealmail.contacts.rows import IP_MAX, NAME_MAX, ORD_WIDTH, PHONE_MAX, TagRow, staged_rows
 from dealmail.models import (
     ConsentKind,
     CustomerStatus,
-    Suppression,
     UTCDateTime,
     customer_tags,
     utcnow,
@@ -68,14 +65,12 @@ CUSTOMERS, TAGS, SUPPRESSIONS, CONSENT_EVENTS = (
 )
 CHUNK_ROWS = 5_000
 INVALID_ROWS_KEPT = 1_000
-NAME_MAX, PHONE_MAX, IP_MAX = 200, 64, 64
-_ORD = 10  # width of the zero-padded row order that prefixes values in "first non-empty" folds
 
 _staging_metadata = MetaData()
 stage = Table(
     "dealmail_import_stage",
     _staging_metadata,
-    Column("ord", String(_ORD)),
+    Column("ord", String(ORD_WIDTH)),
     Column("line", Integer),
     Column("email", String(320)),
     Column("email_key", String(320)),
@@ -101,7 +96,7 @@ stage_tags = Table(
 merged = Table(
     "dealmail_import_merged",
     _staging_metadata,
-    Column("email_key", String(320)),
+    Column("email_key", String(320), primary_key=True),
     Column("email", String(320)),
     Column("email_hash", String(64)),
     Column("first_name", String(NAME_MAX)),
@@ -112,20 +107,14 @@ merged = Table(
     Column("consent_at", UTCDateTime()),
     Column("consent_ip", String(IP_MAX)),
     Column("source", String(255)),
-    Column("outcome", String(16)),
     prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
 )
 _STAGING_TABLES = (stage, stage_tags, merged)
 
-# What a folded address ends as.
-CREATE, UPDATE, NO_CONSENT, WITHDRAW, SUPPRESSED = (
-    "create",
-    "update",
-    "no_consent",
-    "withdraw",
-    "suppressed",
-)
-_WRITTEN = (CREATE, UPDATE)
+# merged.consent after folding: Consent values, or BLOCKED for an opt-in we may not apply
+# (address suppressed, or its customer unsubscribed / bounced / complained).
+BLOCKED = -1
 
 
 @dataclass
@@ -217,10 +206,40 @@ def _drop_staging(connection: Connection) -> None:
         table.drop(connection)
 
 
-def _cell(cells: list[str], index: int | None) -> str:
-    if index is None or index >= len(cells):
-        return ""
-    return cells[index].strip()
+class _BulkWriter:
+    """Appends rows to a staging table in chunks: the DB-API's executemany with tuples on
+    SQLite (SQLAlchemy's per-row parameter processing would double the import time), Core
+    executemany elsewhere."""
+
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self.connection = connection
+        self.table = table
+        self.names = [c.name for c in table.columns]
+        self.raw = connection.dialect.name == "sqlite"
+        compiled = table.insert().compile(dialect=connection.dialect)
+        self.sql = str(compiled)
+        self.positions = compiled.positiontup or []
+        self.pending: list[tuple[Any, ...]] = []
+
+    def add_all(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        pending = self.pending
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= CHUNK_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if self.raw:
+            assert self.positions == self.names
+            self.connection.exec_driver_sql(self.sql, self.pending)
+        else:
+            names = self.names
+            self.connection.execute(
+                self.table.insert(), [dict(zip(names, r, strict=True)) for r in self.pending]
+            )
+        self.pending.clear()
 
 
 def _stage_file(
@@ -230,111 +249,153 @@ def _stage_file(
     now: datetime,
     progress: Progress | None,
 ) -> None:
-    fields = fmt.columns.fields
-    source = f"import:{fmt.path.name}"[:255]
-    email_i = fields["email"][0]
-    first_i = fields.get("first_name", (None,))[0]
-    last_i = fields.get("last_name", (None,))[0]
-    phone_i = fields.get("phone", (None,))[0]
-    tags_i = fields.get("tags", (None,))[0]
-    consent_i = fields.get("consent", (None,))[0]
-    unsub_i = fields.get("unsubscribed_at", (None,))[0]
-    cleaned_i = fields.get("cleaned_at", (None,))[0]
-    time_cols = fields.get("opt_in_time", ())
-    ip_cols = fields.get("opt_in_ip", ())
-    attribute_cols = fmt.columns.attributes
-    # Mailchimp names its exports by status; a renamed file still carries UNSUB_TIME/CLEAN_TIME.
-    lowered = fmt.path.name.lower()
-    forced = (
-        Consent.UNSUBSCRIBE
-        if lowered.startswith("unsubscribed")
-        else Consent.BOUNCE
-        if lowered.startswith("cleaned")
-        else None
+    rows = _BulkWriter(connection, stage)
+    tags = _BulkWriter(connection, stage_tags)
+    found_tags: list[TagRow] = []
+    valid = 0
+    invalid_before = report.invalid
+    for row in staged_rows(
+        fmt,
+        now,
+        first_seq=report.rows,
+        naive_times=connection.dialect.name == "sqlite",
+        invalid=report.add_invalid,
+        tags_out=found_tags,
+        on_bytes=progress,
+    ):
+        valid += 1
+        rows.pending.append(row)
+        if len(rows.pending) >= CHUNK_ROWS:
+            rows.flush()
+            tags.add_all(found_tags)
+            found_tags.clear()
+    rows.flush()
+    tags.add_all(found_tags)
+    tags.flush()
+    report.rows += valid + report.invalid - invalid_before
+
+
+def _insert(connection: Connection) -> Any:
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def _merge(
+    connection: Connection, report: ImportReport, extra_tags: list[str], now: datetime
+) -> None:
+    if connection.dialect.name == "sqlite":
+        _fold_by_upsert(connection)
+    else:
+        _fold_by_group(connection)
+    _block_forbidden_opt_ins(connection)
+    _count_outcomes(connection, report)
+    before = connection.scalar(select(func.coalesce(func.max(CUSTOMERS.c.id), 0))) or 0
+    _upsert_customers(connection, now)
+    _record_opt_ins(connection, before, now)
+    _link_tags(connection, extra_tags, now)
+    report.withdrawn = _apply_withdrawals(connection, now)
+
+
+_FOLDED = [c.name for c in merged.columns]
+
+
+def _earlier(new: Any, current: Any) -> ColumnElement[bool]:
+    return or_(current.consent_at.is_(None), new.consent_at < current.consent_at)
+
+
+def _fold_by_upsert(connection: Connection) -> None:
+    """SQLite: rows in key order into a key-ordered table; a repeat merges into the first
+    (SQLite applies ON CONFLICT row by row, so this folds duplicates in one sorted pass)."""
+    statement = sqlite.insert(merged).from_select(
+        _FOLDED,
+        select(*[stage.c[name] for name in _FOLDED])
+        # The WHERE resolves SQLite's INSERT … SELECT … ON CONFLICT parsing ambiguity.
+        .where(stage.c.email_key.is_not(None))
+        .order_by(stage.c.email_key, stage.c.ord),
     )
-    normalise = EmailNormaliser().normalise
-    sha256 = hashlib.sha256
-    dumps = json.dumps
-    rows: list[dict[str, Any]] = []
-    tag_rows: list[dict[str, Any]] = []
-    insert_rows = stage.insert()
-    insert_tags = stage_tags.insert()
-    seq = report.rows
-    name = fmt.path.name
-    for line, cells in read_records(fmt, progress):
-        seq += 1
-        raw = _cell(cells, email_i)
-        if not raw:
-            report.add_invalid(name, line, "no email address")
-            continue
-        try:
-            email, key = normalise(raw)
-        except InvalidEmail as exc:
-            report.add_invalid(name, line, f"{raw[:80]}: {exc}")
-            continue
-        if forced is not None:
-            consent = forced
-        else:
-            consent = Consent.OPT_IN if consent_i is None else consent_of(_cell(cells, consent_i))
-            if unsub_i is not None and _cell(cells, unsub_i):
-                consent = max(consent, Consent.UNSUBSCRIBE)
-            if cleaned_i is not None and _cell(cells, cleaned_i):
-                consent = max(consent, Consent.BOUNCE)
-        consent_at = None
-        consent_ip = None
-        if consent == Consent.OPT_IN:
-            for i in time_cols:
-                value = _cell(cells, i)
-                if value:
-                    consent_at = parse_time(value, not_after=now)
-                    break
-            consent_at = consent_at or now
-            for i in ip_cols:
-                value = _cell(cells, i)
-                if value:
-                    consent_ip = value[:IP_MAX]
-                    break
-        attributes = None
-        if attribute_cols:
-            found = {k: v for i, k in attribute_cols if (v := _cell(cells, i))}
-            if found:
-                attributes = dumps(found, ensure_ascii=False, sort_keys=True)
-        if tags_i is not None:
-            for tag in split_tags(_cell(cells, tags_i)):
-                tag_rows.append({"email_key": key, "tag_key": tag_key(tag), "tag_name": tag})
-        rows.append(
-            {
-                "ord": f"{seq:0{_ORD}d}",
-                "line": line,
-                "email": email,
-                "email_key": key,
-                "email_hash": sha256(key.encode()).hexdigest(),
-                "first_name": _cell(cells, first_i)[:NAME_MAX] or None,
-                "last_name": _cell(cells, last_i)[:NAME_MAX] or None,
-                "phone": _cell(cells, phone_i)[:PHONE_MAX] or None,
-                "attributes": attributes,
-                "consent": int(consent),
-                "consent_at": consent_at,
-                "consent_ip": consent_ip,
-                "source": source,
-            }
-        )
-        if len(rows) >= CHUNK_ROWS:
-            connection.execute(insert_rows, rows)
-            rows.clear()
-            if tag_rows:
-                connection.execute(insert_tags, tag_rows)
-                tag_rows.clear()
-    if rows:
-        connection.execute(insert_rows, rows)
-    if tag_rows:
-        connection.execute(insert_tags, tag_rows)
-    report.rows = seq
+    new, current = statement.excluded, merged.c
+    earlier = _earlier(new, current)
+    statement = statement.on_conflict_do_update(
+        index_elements=[current.email_key],
+        set_={
+            "first_name": func.coalesce(current.first_name, new.first_name),
+            "last_name": func.coalesce(current.last_name, new.last_name),
+            "phone": func.coalesce(current.phone, new.phone),
+            "attributes": case(
+                (current.attributes.is_(None), new.attributes),
+                (new.attributes.is_(None), current.attributes),
+                else_=func.json_patch(new.attributes, current.attributes),
+            ),
+            "consent": func.max(current.consent, new.consent),
+            "consent_at": case((earlier, new.consent_at), else_=current.consent_at),
+            "consent_ip": case((earlier, new.consent_ip), else_=current.consent_ip),
+            "source": case((earlier, new.source), else_=current.source),
+        },
+    )
+    connection.execute(statement)
 
 
 def _first(column: Any) -> ColumnElement[Any]:
-    """The value of the earliest row (by file order) where it is not empty."""
-    return func.substr(func.min(stage.c.ord + column), _ORD + 1)
+    """The value of the earliest row (file order) where it is not empty."""
+    return func.substr(func.min((stage.c.ord + column).collate("C")), ORD_WIDTH + 1)
+
+
+def _fold_by_group(connection: Connection) -> None:
+    """PostgreSQL (one statement may not upsert a row twice): GROUP BY the key."""
+    folded = select(
+        stage.c.email_key,
+        _first(stage.c.email),
+        func.min(stage.c.email_hash),
+        _first(stage.c.first_name),
+        _first(stage.c.last_name),
+        _first(stage.c.phone),
+        _first(stage.c.attributes),
+        func.max(stage.c.consent),
+        func.min(stage.c.consent_at),
+        _first(stage.c.consent_ip),
+        _first(stage.c.source),
+    ).group_by(stage.c.email_key)
+    connection.execute(merged.insert().from_select(_FOLDED, folded))
+
+
+def _block_forbidden_opt_ins(connection: Connection) -> None:
+    """Opt-ins for suppressed addresses or customers who are not subscribed are never applied."""
+    suppressed = exists(
+        select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.email_hash == merged.c.email_hash)
+    )
+    not_subscribed = exists(
+        select(CUSTOMERS.c.id).where(
+            CUSTOMERS.c.email_key == merged.c.email_key,
+            CUSTOMERS.c.status != CustomerStatus.SUBSCRIBED.value,
+        )
+    )
+    connection.execute(
+        update(merged)
+        .where(merged.c.consent == int(Consent.OPT_IN), or_(suppressed, not_subscribed))
+        .values(consent=BLOCKED)
+    )
+
+
+def _count_outcomes(connection: Connection, report: ImportReport) -> None:
+    consent = merged.c.consent
+    opt_in = consent == int(Consent.OPT_IN)
+
+    def tally(condition: ColumnElement[bool]) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = connection.execute(
+        select(
+            func.count(),
+            tally(and_(opt_in, CUSTOMERS.c.id.is_(None))),
+            tally(and_(opt_in, CUSTOMERS.c.id.is_not(None))),
+            tally(consent == int(Consent.NONE)),
+            tally(consent >= int(Consent.BOUNCE)),
+            tally(consent == BLOCKED),
+        ).select_from(merged.outerjoin(CUSTOMERS, CUSTOMERS.c.email_key == merged.c.email_key))
+    ).one()
+    addresses, report.created, report.updated, no_consent, withdrawals, blocked = map(int, row)
+    report.skipped_consent = no_consent + withdrawals
+    report.skipped_suppressed = blocked
+    report.merged_duplicates = report.rows - report.invalid - addresses
 
 
 def _json(connection: Connection, value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -343,83 +404,9 @@ def _json(connection: Connection, value: ColumnElement[Any]) -> ColumnElement[An
     return value
 
 
-def _merge(
-    connection: Connection, report: ImportReport, extra_tags: list[str], now: datetime
-) -> None:
-    _fold_duplicates(connection)
-    counts: dict[str, int] = dict(
-        connection.execute(select(merged.c.outcome, func.count()).group_by(merged.c.outcome)).all()
-    )
-    addresses = sum(counts.values())
-    report.merged_duplicates = report.rows - report.invalid - addresses
-    report.created = counts.get(CREATE, 0)
-    report.updated = counts.get(UPDATE, 0)
-    report.skipped_consent = counts.get(NO_CONSENT, 0) + counts.get(WITHDRAW, 0)
-    report.skipped_suppressed = counts.get(SUPPRESSED, 0)
-    _upsert_customers(connection, now)
-    _record_opt_ins(connection, now)
-    _link_tags(connection, extra_tags, now)
-    report.withdrawn = _apply_withdrawals(connection, now)
-
-
-def _fold_duplicates(connection: Connection) -> None:
-    """One row per address in `merged`, with what should happen to it."""
-    folded = (
-        select(
-            stage.c.email_key,
-            _first(stage.c.email).label("email"),
-            func.min(stage.c.email_hash).label("email_hash"),
-            _first(stage.c.first_name).label("first_name"),
-            _first(stage.c.last_name).label("last_name"),
-            _first(stage.c.phone).label("phone"),
-            _first(stage.c.attributes).label("attributes"),
-            func.max(stage.c.consent).label("consent"),
-            func.min(stage.c.consent_at).label("consent_at"),
-            _first(stage.c.consent_ip).label("consent_ip"),
-            _first(stage.c.source).label("source"),
-        )
-        .group_by(stage.c.email_key)
-        .subquery("folded")
-    )
-    existing = CUSTOMERS.alias("existing")
-    suppressed = exists(select(Suppression.id).where(Suppression.email_hash == folded.c.email_hash))
-    outcome = case(
-        (folded.c.consent >= int(Consent.BOUNCE), WITHDRAW),
-        (folded.c.consent == int(Consent.NONE), NO_CONSENT),
-        (
-            or_(
-                suppressed,
-                and_(
-                    existing.c.id.is_not(None),
-                    existing.c.status != CustomerStatus.SUBSCRIBED.value,
-                ),
-            ),
-            SUPPRESSED,
-        ),
-        (existing.c.id.is_(None), CREATE),
-        else_=UPDATE,
-    )
-    query = select(
-        folded.c.email_key,
-        folded.c.email,
-        folded.c.email_hash,
-        folded.c.first_name,
-        folded.c.last_name,
-        folded.c.phone,
-        folded.c.attributes,
-        folded.c.consent,
-        folded.c.consent_at,
-        folded.c.consent_ip,
-        folded.c.source,
-        outcome,
-    ).select_from(folded.outerjoin(existing, existing.c.email_key == folded.c.email_key))
-    connection.execute(merged.insert().from_select([c.name for c in merged.columns], query))
-
-
 def _upsert_customers(connection: Connection, now: datetime) -> None:
-    customers = CUSTOMERS
-    dialect = connection.dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    """Opt-ins into customers in key order; an existing customer gets empty fields filled,
+    attributes united and the earliest consent. Status is never written here."""
     stamp = bindparam("now", now, type_=UTCDateTime())
     query = (
         select(
@@ -437,10 +424,10 @@ def _upsert_customers(connection: Connection, now: datetime) -> None:
             stamp,
             stamp,
         )
-        .where(merged.c.outcome.in_(_WRITTEN))
+        .where(merged.c.consent == int(Consent.OPT_IN))
         .order_by(merged.c.email_key)
     )
-    statement = insert_fn(customers).from_select(
+    statement = _insert(connection)(CUSTOMERS).from_select(
         [
             "email",
             "email_key",
@@ -458,10 +445,9 @@ def _upsert_customers(connection: Connection, now: datetime) -> None:
         ],
         query,
     )
-    new = statement.excluded
-    current = customers.c
-    earlier = or_(current.consent_at.is_(None), new.consent_at < current.consent_at)
-    if dialect == "postgresql":
+    new, current = statement.excluded, CUSTOMERS.c
+    earlier = _earlier(new, current)
+    if connection.dialect.name == "postgresql":
         attributes: ColumnElement[Any] = new.attributes.op("||")(current.attributes)
     else:
         attributes = func.json_patch(new.attributes, current.attributes)
@@ -486,21 +472,19 @@ def _event_detail(now: datetime) -> ColumnElement[Any]:
     return bindparam("detail", {"imported_at": now.isoformat()}, type_=JSONType)
 
 
-def _record_opt_ins(connection: Connection, now: datetime) -> None:
-    customers = CUSTOMERS
-    query = (
-        select(
-            customers.c.id,
-            merged.c.email_hash,
-            literal(ConsentKind.IMPORT.value),
-            customers.c.consent_at,
-            merged.c.source,
-            merged.c.consent_ip,
-            _event_detail(now),
-        )
-        .select_from(merged.join(customers, customers.c.email_key == merged.c.email_key))
-        .where(merged.c.outcome == CREATE)
-    )
+def _record_opt_ins(connection: Connection, before: int, now: datetime) -> None:
+    """An import event per customer this import created (ids above the old maximum, stamped
+    with this import's time), straight from the customers table."""
+    c = CUSTOMERS.c
+    query = select(
+        c.id,
+        c.email_hash,
+        literal(ConsentKind.IMPORT.value),
+        c.consent_at,
+        c.consent_source,
+        c.consent_ip,
+        _event_detail(now),
+    ).where(c.id > before, c.created_at == bindparam("created", now, type_=UTCDateTime()))
     connection.execute(
         CONSENT_EVENTS.insert().from_select(
             ["customer_id", "email_hash", "kind", "at", "source", "ip", "detail"], query
@@ -509,89 +493,85 @@ def _record_opt_ins(connection: Connection, now: datetime) -> None:
 
 
 def _link_tags(connection: Connection, extra_tags: list[str], now: datetime) -> None:
-    customers = CUSTOMERS
-    tags = TAGS
-    dialect = connection.dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    written = merged.c.outcome.in_(_WRITTEN)
-    file_tags = (
-        select(func.min(stage_tags.c.tag_name), stage_tags.c.tag_key, literal(now, UTCDateTime()))
-        .select_from(stage_tags.join(merged, merged.c.email_key == stage_tags.c.email_key))
-        .where(written)
-        .group_by(stage_tags.c.tag_key)
-    )
-    connection.execute(
-        insert_fn(tags)
-        .from_select(["name", "name_key", "created_at"], file_tags)
-        .on_conflict_do_nothing(index_elements=[tags.c.name_key])
-    )
+    insert = _insert(connection)
+    applied = merged.c.consent == int(Consent.OPT_IN)
+    has_file_tags = connection.scalar(select(stage_tags.c.tag_key).limit(1)) is not None
+    if has_file_tags:
+        file_tags = (
+            select(
+                func.min(stage_tags.c.tag_name), stage_tags.c.tag_key, literal(now, UTCDateTime())
+            )
+            .select_from(stage_tags.join(merged, merged.c.email_key == stage_tags.c.email_key))
+            .where(applied)
+            .group_by(stage_tags.c.tag_key)
+        )
+        connection.execute(
+            insert(TAGS)
+            .from_select(["name", "name_key", "created_at"], file_tags)
+            .on_conflict_do_nothing(index_elements=[TAGS.c.name_key])
+        )
+        links = (
+            select(CUSTOMERS.c.id, TAGS.c.id)
+            .select_from(
+                stage_tags.join(merged, merged.c.email_key == stage_tags.c.email_key)
+                .join(CUSTOMERS, CUSTOMERS.c.email_key == stage_tags.c.email_key)
+                .join(TAGS, TAGS.c.name_key == stage_tags.c.tag_key)
+            )
+            .where(applied)
+            .distinct()
+        )
+        connection.execute(
+            insert(customer_tags)
+            .from_select(["customer_id", "tag_id"], links)
+            .on_conflict_do_nothing()
+        )
     for name in extra_tags:
         connection.execute(
-            insert_fn(tags)
+            insert(TAGS)
             .values(name=name, name_key=tag_key(name), created_at=now)
-            .on_conflict_do_nothing(index_elements=[tags.c.name_key])
+            .on_conflict_do_nothing(index_elements=[TAGS.c.name_key])
         )
-    links = (
-        select(customers.c.id, tags.c.id)
-        .select_from(
-            stage_tags.join(merged, merged.c.email_key == stage_tags.c.email_key)
-            .join(customers, customers.c.email_key == stage_tags.c.email_key)
-            .join(tags, tags.c.name_key == stage_tags.c.tag_key)
-        )
-        .where(written)
-        .distinct()
-    )
-    connection.execute(
-        insert_fn(customer_tags)
-        .from_select(["customer_id", "tag_id"], links)
-        .on_conflict_do_nothing()
-    )
-    for name in extra_tags:
-        tag_id = connection.scalar(select(tags.c.id).where(tags.c.name_key == tag_key(name)))
+        tag_id = connection.scalar(select(TAGS.c.id).where(TAGS.c.name_key == tag_key(name)))
         everyone = (
-            select(customers.c.id, literal(tag_id))
-            .select_from(merged.join(customers, customers.c.email_key == merged.c.email_key))
-            .where(written)
+            select(CUSTOMERS.c.id, literal(tag_id))
+            .select_from(merged.join(CUSTOMERS, CUSTOMERS.c.email_key == merged.c.email_key))
+            .where(applied)
         )
         connection.execute(
-            insert_fn(customer_tags)
+            insert(customer_tags)
             .from_select(["customer_id", "tag_id"], everyone)
             .on_conflict_do_nothing()
         )
 
 
+_WITHDRAWALS = [
+    (c, c.withdrawal_reason or "") for c in (Consent.UNSUBSCRIBE, Consent.COMPLAINT, Consent.BOUNCE)
+]
+
+
 def _apply_withdrawals(connection: Connection, now: datetime) -> int:
-    """Suppress every withdrawn address; unsubscribe (bounce, complain) subscribed customers."""
-    customers = CUSTOMERS
-    dialect = connection.dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    withdrawn = merged.c.outcome == WITHDRAW
-    reasons = [
-        (c, c.withdrawal_reason) for c in (Consent.UNSUBSCRIBE, Consent.COMPLAINT, Consent.BOUNCE)
-    ]
-    reason = case(*[(merged.c.consent == int(c), r) for c, r in reasons])
+    """Suppress every withdrawn address; a subscribed customer becomes unsubscribed (bounced,
+    complained) with an event, as consent.apply_withdrawal does one at a time."""
+    withdrawn = merged.c.consent >= int(Consent.BOUNCE)
+    if connection.scalar(select(merged.c.email_key).where(withdrawn).limit(1)) is None:
+        return 0
+    stamp = literal(now, UTCDateTime())
+    reason = case(*[(merged.c.consent == int(c), r) for c, r in _WITHDRAWALS])
     connection.execute(
-        insert_fn(SUPPRESSIONS)
+        _insert(connection)(SUPPRESSIONS)
         .from_select(
             ["email_hash", "reason", "source", "created_at"],
-            select(merged.c.email_hash, reason, merged.c.source, literal(now, UTCDateTime())).where(
-                withdrawn
-            ),
+            select(merged.c.email_hash, reason, merged.c.source, stamp).where(withdrawn),
         )
         .on_conflict_do_nothing(index_elements=[SUPPRESSIONS.c.email_hash])
     )
-    kind = case(*[(merged.c.consent == int(c), EVENT_FOR_REASON[r].value) for c, r in reasons if r])
-    subscribed = customers.c.status == CustomerStatus.SUBSCRIBED.value
+    kind = case(*[(merged.c.consent == int(c), EVENT_FOR_REASON[r].value) for c, r in _WITHDRAWALS])
+    subscribed = CUSTOMERS.c.status == CustomerStatus.SUBSCRIBED.value
     events = (
         select(
-            customers.c.id,
-            merged.c.email_hash,
-            kind,
-            literal(now, UTCDateTime()),
-            merged.c.source,
-            _event_detail(now),
+            CUSTOMERS.c.id, merged.c.email_hash, kind, stamp, merged.c.source, _event_detail(now)
         )
-        .select_from(merged.join(customers, customers.c.email_key == merged.c.email_key))
+        .select_from(merged.join(CUSTOMERS, CUSTOMERS.c.email_key == merged.c.email_key))
         .where(withdrawn, subscribed)
     )
     result = connection.execute(
@@ -599,13 +579,11 @@ def _apply_withdrawals(connection: Connection, now: datetime) -> int:
             ["customer_id", "email_hash", "kind", "at", "source", "detail"], events
         )
     )
-    count = max(result.rowcount, 0)
-    for consent, name in reasons:
-        assert name is not None
-        keys = select(merged.c.email_key).where(withdrawn, merged.c.consent == int(consent))
+    for consent, name in _WITHDRAWALS:
+        keys = select(merged.c.email_key).where(merged.c.consent == int(consent))
         connection.execute(
-            update(customers)
-            .where(subscribed, customers.c.email_key.in_(keys))
+            update(CUSTOMERS)
+            .where(subscribed, CUSTOMERS.c.email_key.in_(keys))
             .values(status=SUPPRESSION_STATUS[name].value, updated_at=now)
         )
-    return count
+    return max(result.rowcount, 0)

@@ -1,0 +1,95 @@
+"""Import 1,000,000 CSV rows (5 % duplicates) into a fresh SQLite database; print rows/s, peak RSS.
+
+Usage: .venv/bin/python bench/import_contacts.py [--rows N] [--keep DIR]
+The file looks like a Mailchimp export: a few thousand distinct domains, names, a city column
+(becomes an attribute), tags on some rows, opt-in times; duplicates differ in case and spacing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from dealmail.contacts.importer import import_contacts
+from dealmail.db import dispose_engines, make_engine, migrate, session_factory
+
+FIRST = ["Anna", "Ben", "Chloé", "David", "Emma", "Felix", "Greta", "Hugo", "Inès", "Jonas",
+         "Klara", "Léa", "Max", "Noah", "Olivia", "Paul", "Quentin", "Rosa", "Sofia", "Tom"]  # fmt: skip
+LAST = ["Müller", "Schmidt", "Dubois", "Martin", "Smith", "Jones", "García", "Rossi", "Novak",
+        "Jansen", "Nielsen", "Kowalski", "Silva", "Bernard", "Weber", "Fischer"]  # fmt: skip
+CITIES = ["Berlin", "Lyon", "Paris", "Hamburg", "Köln", "Lille", "Wien", "Zürich", "Bern"]
+BIG = ["gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "gmx.de", "web.de", "orange.fr",
+       "free.fr", "icloud.com", "t-online.de"]  # fmt: skip
+
+
+def domains(count: int, rng: random.Random) -> list[str]:
+    tlds = ["com", "de", "fr", "org", "net", "ch", "at", "co.uk", "nl", "be"]
+    small = [
+        f"{rng.choice(['mail', 'shop', 'post', 'net', 'web', 'home'])}{i}.{rng.choice(tlds)}"
+        for i in range(count)
+    ]
+    return BIG * (count // 20) + small  # the big providers take about a third of addresses
+
+
+def write_csv(path: Path, rows: int, duplicate_share: float, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    pool = domains(3000, rng)
+    unique = int(rows * (1 - duplicate_share))
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("Email Address,First Name,Last Name,City,TAGS,OPTIN_TIME\r\n")
+        emitted: list[str] = []
+        for i in range(rows):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            if i >= unique or (emitted and rng.random() < duplicate_share and i > rows // 2):
+                pass
+            if i < unique:
+                email = f"{first.lower()}.{last.lower()}{i}@{rng.choice(pool)}"
+                email = email.encode("ascii", "ignore").decode()
+                if len(emitted) < 200_000:
+                    emitted.append(email)
+                elif rng.random() < 0.2:
+                    emitted[rng.randrange(len(emitted))] = email
+            else:
+                base = rng.choice(emitted)
+                email = rng.choice([base.upper(), f"  {base} ", base.capitalize()])
+            tags = '"VIP,Newsletter"' if rng.random() < 0.05 else ("regulars" if i % 10 == 0 else "")
+            when = f"2023-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} 10:{i % 60:02d}:00"
+            out.write(f"{email},{first},{last},{rng.choice(CITIES)},{tags},{when}\r\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="directory to keep the CSV and database in")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        csv_path = folder / "customers.csv"
+        if not csv_path.exists():
+            write_csv(csv_path, args.rows, 0.05)
+        db_path = folder / "bench.db"
+        db_path.unlink(missing_ok=True)
+        url = f"sqlite:///{db_path}"
+        migrate(url)
+        dispose_engines()
+        engine = make_engine(url)
+        with session_factory(engine)() as session:
+            started = time.perf_counter()
+            report = import_contacts(session, [csv_path])
+            elapsed = time.perf_counter() - started
+        engine.dispose()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"rows={report.rows} created={report.created} merged_duplicates="
+            f"{report.merged_duplicates} invalid={report.invalid} seconds={elapsed:.2f}"
+        )
+        print(f"rows/s={report.rows / elapsed:.0f} peak_rss_mb={peak_mb:.0f}")
+
+
+if __name__ == "__main__":
+    main()
