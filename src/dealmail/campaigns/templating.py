@@ -92,13 +92,19 @@ def compile_template(
 ) -> Template:
     """Compile owner text; unknown top-level names and syntax errors name the field and line."""
     env = HTML_ENV if html else TEXT_ENV
-    known = set(known_fields)
+    known = set(known_fields) | set(env.globals)  # range, dict, namespace... stay usable
     try:
         ast = env.parse(source, name=label)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"{_where(label, exc.lineno)}: {exc.message}", detail={"line": exc.lineno}
         ) from None
+    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise TemplateProblem(
+            f"{_where(label, node.lineno)}: templates cannot include, import or extend files",
+            code="template_unsafe",
+            detail={"line": node.lineno},
+        )
     unknown = sorted(meta.find_undeclared_variables(ast) - known)
     if unknown:
         name = unknown[0]
@@ -130,7 +136,7 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
             code="unknown_field",
             detail={"line": line},
         ) from None
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
         line = _line_in_traceback(sys.exc_info()[2], template.name or "")
         raise TemplateProblem(
             f"{_where(template.name or 'template', line)}: {exc}", detail={"line": line}
