@@ -160,3 +160,37 @@ def smtp_settings(settings: Settings, port: int, **extra: Any) -> Settings:
     return settings.model_copy(
         update={"email_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port, **extra}
     )
+
+
+def worker_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
+    """Environment for a `python -m dealmail worker` subprocess against this test's database."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALMAIL_")}
+    env.update(
+        {
+            "DEALMAIL_DATA_DIR": str(settings.resolved_data_dir),
+            "DEALMAIL_DATABASE_URL": settings.resolved_database_url,
+            "DEALMAIL_SECRET_KEY": settings.secret_key_bytes().decode(),
+            "DEALMAIL_EMAIL_BACKEND": "smtp",
+            "DEALMAIL_SMTP_HOST": "127.0.0.1",
+            "DEALMAIL_SMTP_PORT": str(port),
+            "DEALMAIL_SMTP_TIMEOUT": "10",
+            "DEALMAIL_WORKER_POLL_SECONDS": "0.2",
+            **extra,
+        }
+    )
+    return env
+
+
+def start_worker(env: dict[str, str], log_path: Any, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller
+    return subprocess.Popen(
+        [sys.executable, "-m", "dealmail", "worker", *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
