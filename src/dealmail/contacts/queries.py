@@ -164,7 +164,7 @@ def count_customers(
 
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(Customer.status, func.count()).group_by(Customer.status))
-    return dict(rows.tuples())
+    return dict(rows.all())
 
 
 def counts_by_tag(session: Session) -> dict[str, int]:
@@ -175,7 +175,7 @@ def counts_by_tag(session: Session) -> dict[str, int]:
         .group_by(Tag.id, Tag.name)
         .order_by(Tag.name)
     )
-    return dict(rows.tuples())
+    return dict(rows.all())
 
 
 EXPORT_COLUMNS = [
