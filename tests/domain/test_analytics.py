@@ -21,9 +21,7 @@ from dealmail.analytics._sql import RedemptionScope
 from dealmail.analytics.campaigns import campaign_report, campaign_reports, comparison_rows
 from dealmail.analytics.exports import (
     REDEMPTION_HEADER,
-    contact_rows,
     redemption_rows,
-    write_contacts_csv,
     write_redemptions_csv,
     write_redemptions_xlsx,
 )
@@ -340,19 +338,6 @@ def test_csv_and_xlsx_exports_are_neutralised(
     assert values[1][5] == "'-10 EUR"
     assert values[2][6] == 7.5
     assert values[3][8] == "yes"
-
-
-def test_contacts_export(session: Session, world: World) -> None:
-    rows = list(contact_rows(session))
-    assert len(rows) == 9  # the deleted customer is not exported
-    first = rows[0]
-    assert first[0] == "c0@example.com"
-    assert set(str(first[5]).split(", ")) == {"vip", "=evil"}
-    assert [row[0] for row in contact_rows(session, status="unsubscribed")] == ["c1@example.com"]
-    text = io.StringIO()
-    assert write_contacts_csv(session, text) == 9
-    parsed = list(csv.reader(io.StringIO(text.getvalue())))
-    assert parsed[1][5].startswith(("vip", "'=evil"))
 
 
 def test_report_and_export_commands(

@@ -1,4 +1,7 @@
-"""Exports for the accountant and the owner: redemptions (CSV, XLSX), contacts (CSV), streamed."""
+"""Redemptions for the accountant, as CSV or XLSX, streamed; cells neutralised against formulas.
+
+The contacts export is the contacts domain's own (contacts.queries.export_rows).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from dealmail.analytics._sql import local_day_bounds
@@ -29,8 +32,6 @@ from dealmail.models import (
     Device,
     Location,
     Redemption,
-    Tag,
-    customer_tags,
 )
 from dealmail.shop import get_shop_settings
 
@@ -44,17 +45,6 @@ REDEMPTION_HEADER = (
     "discount value",
     "customer",
     "voided",
-)
-CONTACT_HEADER = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "status",
-    "tags",
-    "consent_at",
-    "consent_source",
-    "created_at",
 )
 DELETED_CUSTOMER = "(deleted customer)"
 # A spreadsheet treats a cell starting with one of these as a formula (CSV/DDE injection).
@@ -224,48 +214,3 @@ def write_redemptions_xlsx(rows: Iterable[RedemptionRow], out: Path | IO[bytes])
         written += 1
     workbook.save(out)
     return written
-
-
-def contact_rows(session: Session, status: str | None = None) -> Iterator[list[object]]:
-    """Every customer not deleted (or only those with `status`), with their tags, by email."""
-    tags = (
-        select(
-            customer_tags.c.customer_id,
-            func.aggregate_strings(Tag.name, ", ").label("names"),
-        )
-        .join(Tag, Tag.id == customer_tags.c.tag_id)
-        .group_by(customer_tags.c.customer_id)
-        .subquery()
-    )
-    conditions: list[ColumnElement[bool]] = [Customer.status != CustomerStatus.DELETED]
-    if status is not None:
-        conditions.append(Customer.status == status)
-    statement = (
-        select(
-            Customer.email,
-            Customer.first_name,
-            Customer.last_name,
-            Customer.phone,
-            Customer.status,
-            tags.c.names,
-            Customer.consent_at,
-            Customer.consent_source,
-            Customer.created_at,
-        )
-        .outerjoin(tags, tags.c.customer_id == Customer.id)
-        .where(*conditions)
-        .order_by(Customer.email_key)
-        .execution_options(yield_per=STREAM_BATCH)
-    )
-    for row in session.execute(statement):
-        cells: list[object] = []
-        for value in row:
-            if isinstance(value, datetime):
-                cells.append(value.isoformat(timespec="seconds"))
-            else:
-                cells.append("" if value is None else value)
-        yield cells
-
-
-def write_contacts_csv(session: Session, out: IO[str], status: str | None = None) -> int:
-    return write_csv(CONTACT_HEADER, contact_rows(session, status), out)

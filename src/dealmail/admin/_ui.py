@@ -1,0 +1,90 @@
+"""What every screen shares: a database session, the login guard, error display, formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from dealmail.config import Settings, get_settings
+from dealmail.db import get_engine, session_scope
+from dealmail.errors import DomainError
+
+USER_KEY = "dealmail_user"
+FLASH_KEY = "dealmail_flash"
+T = TypeVar("T")
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def db() -> Iterator[Session]:
+    """One session for one screen run; services commit, this closes."""
+    with session_scope(get_engine(settings())) as session:
+        yield session
+
+
+def current_user() -> str | None:
+    user = st.session_state.get(USER_KEY)
+    return user if isinstance(user, str) else None
+
+
+def require_login() -> str:
+    """The logged-in user; otherwise show the login form and stop the screen here.
+
+    The router already shows only the login form to a visitor; this guard makes each screen
+    safe on its own too (AppTest, for one, runs a page file directly).
+    """
+    user = current_user()
+    if user is None:
+        from dealmail.admin.auth import login_form
+
+        login_form()
+        st.stop()
+        raise RuntimeError("unreachable: st.stop() ends the script run")
+    from dealmail.admin.auth import logout_button
+
+    logout_button()
+    show_flash()
+    return user
+
+
+def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
+    """Run one service call; a refusal is shown as the service's own message, not a traceback.
+
+    With `success`, the screen reruns so every list on it shows the change, and the message is
+    shown once at the top.
+    """
+    try:
+        result = action()
+    except DomainError as exc:
+        st.error(f"{exc.message}", icon="⚠️")
+        return None
+    if success:
+        st.session_state[FLASH_KEY] = success
+        st.rerun()
+    return result
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        st.success(message, icon="✅")
+
+
+def local_time(value: datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.astimezone(zone).strftime(fmt) if value is not None else "—"
+
+
+def table(rows: list[dict[str, Any]], empty: str = "Nothing yet.") -> None:
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    else:
+        st.caption(empty)

@@ -1,0 +1,74 @@
+"""Every screen needs a login, checked against the admin users and slowed after failures."""
+
+from __future__ import annotations
+
+import pytest
+from admin_support import errors, submit, texts
+from streamlit.testing.v1 import AppTest
+
+from conftest import PASSWORD
+from dealmail.admin._ui import USER_KEY
+from dealmail.admin.screens import SCREENS
+
+
+def _home(app: AppTest) -> AppTest:
+    """The home screen, logged out (AppTest runs the router once, then the page file itself)."""
+    app.run()
+    app.switch_page("pages/home.py")
+    return app.run()
+
+
+def _login(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input(key="login_username").input(username)
+    at.text_input(key="login_password").input(password)
+    return submit(at, "Log in")
+
+
+@pytest.mark.parametrize("page", [file for file, _title, _icon in SCREENS])
+def test_every_page_shows_only_the_login_form(app: AppTest, admin_user: str, page: str) -> None:
+    app.run()
+    app.switch_page(f"pages/{page}")
+    app.run()
+    assert not app.exception
+    assert [t.value for t in app.title] == ["dealmail"]
+    assert [w.label for w in app.text_input] == ["User name", "Password"]
+    assert [b.label for b in app.button] == ["Log in"]
+    assert not app.subheader
+    assert not app.metric
+    assert not app.dataframe
+
+
+def test_login_then_logout(app: AppTest, admin_user: str) -> None:
+    _home(app)
+    _login(app, admin_user, PASSWORD)
+    assert app.session_state[USER_KEY] == admin_user
+    assert [t.value for t in app.title] == ["My Shop"]  # the home screen
+    assert "Logged in as **owner**" in texts(app)
+    app.sidebar.button(key="logout").click()
+    app.run()
+    assert [w.label for w in app.text_input] == ["User name", "Password"]
+    assert [t.value for t in app.title] == ["dealmail"]
+
+
+def test_wrong_password_is_refused(app: AppTest, admin_user: str) -> None:
+    _home(app)
+    _login(app, admin_user, "not the password")
+    assert errors(app) == ["wrong user name or password"]
+    assert USER_KEY not in app.session_state
+    _login(app, "nobody", PASSWORD)
+    assert errors(app) == ["wrong user name or password"]
+
+
+def test_empty_fields_are_refused(app: AppTest, admin_user: str) -> None:
+    _home(app)
+    _login(app, "", "")
+    assert errors(app) == ["Enter your user name and password."]
+
+
+def test_repeated_failures_are_slowed_down(app: AppTest, admin_user: str) -> None:
+    _home(app)
+    for _ in range(3):
+        _login(app, admin_user, "wrong wrong wrong")
+    _login(app, admin_user, PASSWORD)  # even the right password waits now
+    assert "too many failed attempts" in errors(app)[0]
+    assert USER_KEY not in app.session_state
