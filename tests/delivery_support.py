@@ -17,6 +17,12 @@ from dealmail.config import Settings
 from dealmail.contacts.identity import email_hash, email_key
 from dealmail.models import Campaign, CampaignStatus, Customer, Deal
 
+# A light custom template: these tests measure the queue, not rendering.
+SMALL_TEMPLATE = (
+    "<html><body><p>Hello {{ first_name }}, spring deals at {{ shop_name }}.</p>"
+    '<p>{{ postal_address }} <a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>'
+)
+
 
 def add_customers(
     session: Session, count: int, *, prefix: str = "c", domain: str = "example.com"
