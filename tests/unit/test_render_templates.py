@@ -129,7 +129,7 @@ def test_misspelt_attribute_is_caught_when_rendering_with_its_line() -> None:
     composer = make_composer(TemplateSource(subject="x", html_template=html))
     with pytest.raises(TemplateProblem) as caught:
         composer.compose(make_recipient())
-    assert "shortcode" in caught.value.message
+    assert "unknown field 'shortcode' (did you mean 'coupon.short_code'?)" in caught.value.message
     assert "line 2" in caught.value.message
 
 

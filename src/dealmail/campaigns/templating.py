@@ -132,7 +132,7 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
     except UndefinedError as exc:
         line = _line_in_traceback(sys.exc_info()[2], template.name or "")
         raise TemplateProblem(
-            f"{_where(template.name or 'template', line)}: {exc.message}",
+            f"{_where(template.name or 'template', line)}: {_explain(exc, context)}",
             code="unknown_field",
             detail={"line": line},
         ) from None
@@ -141,6 +141,26 @@ def render(template: Template, context: Mapping[str, Any]) -> str:
         raise TemplateProblem(
             f"{_where(template.name or 'template', line)}: {exc}", detail={"line": line}
         ) from None
+
+
+_NO_ATTRIBUTE_RE = re.compile(r"^'dict object' has no attribute '([^']+)'$")
+
+
+def _explain(exc: UndefinedError, context: Mapping[str, Any]) -> str:
+    """ "'dict object' has no attribute 'shortcode'" → which field, and the likely intent."""
+    message = exc.message or "undefined field"
+    match = _NO_ATTRIBUTE_RE.match(message)
+    if match is None:
+        return message
+    name = match.group(1)
+    groups = [key for key, value in context.items() if isinstance(value, dict)]
+    known = {f"{group}.{sub}" for group in groups for sub in context[group]}
+    close = difflib.get_close_matches(name, [k.split(".", 1)[1] for k in known], n=1)
+    owner = next(
+        (k.split(".", 1)[0] for k in sorted(known) if close and k.endswith(f".{close[0]}")), None
+    )
+    hint = f" (did you mean '{owner}.{close[0]}'?)" if close and owner else ""
+    return f"unknown field '{name}'{hint}"
 
 
 def protect(source: str, *, in_markup: bool) -> tuple[str, list[str]]:
