@@ -83,6 +83,7 @@ stage = Table(
     Column("consent_at", UTCDateTime()),
     Column("consent_ip", String(IP_MAX)),
     Column("source", String(255)),
+    Column("repeat", Integer),  # PostgreSQL only: 1 for an address's first row, 2 for the next…
     prefixes=["TEMPORARY"],
 )
 stage_tags = Table(
@@ -214,9 +215,9 @@ class _BulkWriter:
     def __init__(self, connection: Connection, table: Table) -> None:
         self.connection = connection
         self.table = table
-        self.names = [c.name for c in table.columns]
+        self.names = [c.name for c in table.columns if c.name != "repeat"]
         self.raw = connection.dialect.name == "sqlite"
-        compiled = table.insert().compile(dialect=connection.dialect)
+        compiled = table.insert().compile(dialect=connection.dialect, column_keys=self.names)
         self.sql = str(compiled)
         self.positions = compiled.positiontup or []
         self.pending: list[tuple[Any, ...]] = []
@@ -285,7 +286,7 @@ def _merge(
     if connection.dialect.name == "sqlite":
         _fold_by_upsert(connection)
     else:
-        _fold_by_group(connection)
+        _fold_by_rounds(connection)
     _block_forbidden_opt_ins(connection)
     _count_outcomes(connection, report)
     before = connection.scalar(select(func.coalesce(func.max(CUSTOMERS.c.id), 0))) or 0
@@ -302,19 +303,24 @@ def _earlier(new: Any, current: Any) -> ColumnElement[bool]:
     return or_(current.consent_at.is_(None), new.consent_at < current.consent_at)
 
 
-def _fold_by_upsert(connection: Connection) -> None:
-    """SQLite: rows in key order into a key-ordered table; a repeat merges into the first
-    (SQLite applies ON CONFLICT row by row, so this folds duplicates in one sorted pass)."""
-    statement = sqlite.insert(merged).from_select(
-        _FOLDED,
-        select(*[stage.c[name] for name in _FOLDED])
-        # The WHERE resolves SQLite's INSERT … SELECT … ON CONFLICT parsing ambiguity.
-        .where(stage.c.email_key.is_not(None))
-        .order_by(stage.c.email_key, stage.c.ord),
-    )
+def _fold_statement(connection: Connection, rows: Any) -> Any:
+    """INSERT rows INTO merged; a repeat of an address merges into what is there: empty
+    fields filled, attributes united (first value wins), strongest consent word, earliest
+    opt-in with its source and IP."""
+    postgres = connection.dialect.name == "postgresql"
+    insert = postgresql.insert if postgres else sqlite.insert
+    statement = insert(merged).from_select(_FOLDED, rows)
     new, current = statement.excluded, merged.c
     earlier = _earlier(new, current)
-    statement = statement.on_conflict_do_update(
+    if postgres:
+        united: ColumnElement[Any] = cast(
+            cast(new.attributes, JSONB).op("||")(cast(current.attributes, JSONB)), Text
+        )
+        strongest = func.greatest(current.consent, new.consent)
+    else:
+        united = func.json_patch(new.attributes, current.attributes)
+        strongest = func.max(current.consent, new.consent)
+    return statement.on_conflict_do_update(
         index_elements=[current.email_key],
         set_={
             "first_name": func.coalesce(current.first_name, new.first_name),
@@ -323,38 +329,42 @@ def _fold_by_upsert(connection: Connection) -> None:
             "attributes": case(
                 (current.attributes.is_(None), new.attributes),
                 (new.attributes.is_(None), current.attributes),
-                else_=func.json_patch(new.attributes, current.attributes),
+                else_=united,
             ),
-            "consent": func.max(current.consent, new.consent),
+            "consent": strongest,
             "consent_at": case((earlier, new.consent_at), else_=current.consent_at),
             "consent_ip": case((earlier, new.consent_ip), else_=current.consent_ip),
             "source": case((earlier, new.source), else_=current.source),
         },
     )
-    connection.execute(statement)
 
 
-def _first(column: Any) -> ColumnElement[Any]:
-    """The value of the earliest row (file order) where it is not empty."""
-    return func.substr(func.min((stage.c.ord + column).collate("C")), ORD_WIDTH + 1)
+def _fold_by_upsert(connection: Connection) -> None:
+    """SQLite: rows in key order into a key-ordered table; a repeat merges into the first
+    (SQLite applies ON CONFLICT row by row, so this folds duplicates in one sorted pass)."""
+    rows = (
+        select(*[stage.c[name] for name in _FOLDED])
+        # The WHERE resolves SQLite's INSERT … SELECT … ON CONFLICT parsing ambiguity.
+        .where(stage.c.email_key.is_not(None))
+        .order_by(stage.c.email_key, stage.c.ord)
+    )
+    connection.execute(_fold_statement(connection, rows))
 
 
-def _fold_by_group(connection: Connection) -> None:
-    """PostgreSQL (one statement may not upsert a row twice): GROUP BY the key."""
-    folded = select(
-        stage.c.email_key,
-        _first(stage.c.email),
-        func.min(stage.c.email_hash),
-        _first(stage.c.first_name),
-        _first(stage.c.last_name),
-        _first(stage.c.phone),
-        _first(stage.c.attributes),
-        func.max(stage.c.consent),
-        func.min(stage.c.consent_at),
-        _first(stage.c.consent_ip),
-        _first(stage.c.source),
-    ).group_by(stage.c.email_key)
-    connection.execute(merged.insert().from_select(_FOLDED, folded))
+def _fold_by_rounds(connection: Connection) -> None:
+    """PostgreSQL, where one statement may not upsert a row twice: number each address's
+    rows in file order, then fold round by round (first rows, then second rows…)."""
+    numbered = select(
+        stage.c.ord,
+        func.row_number().over(partition_by=stage.c.email_key, order_by=stage.c.ord).label("n"),
+    ).subquery()
+    connection.execute(
+        update(stage).where(stage.c.ord == numbered.c.ord).values(repeat=numbered.c.n)
+    )
+    rounds = connection.scalar(select(func.max(stage.c.repeat))) or 0
+    for number in range(1, rounds + 1):
+        rows = select(*[stage.c[name] for name in _FOLDED]).where(stage.c.repeat == number)
+        connection.execute(_fold_statement(connection, rows))
 
 
 def _block_forbidden_opt_ins(connection: Connection) -> None:
@@ -574,7 +584,8 @@ def _apply_withdrawals(connection: Connection, now: datetime) -> int:
         .select_from(merged.join(CUSTOMERS, CUSTOMERS.c.email_key == merged.c.email_key))
         .where(withdrawn, subscribed)
     )
-    result = connection.execute(
+    count = connection.scalar(select(func.count()).select_from(events.subquery())) or 0
+    connection.execute(
         CONSENT_EVENTS.insert().from_select(
             ["customer_id", "email_hash", "kind", "at", "source", "detail"], events
         )
@@ -586,4 +597,4 @@ def _apply_withdrawals(connection: Connection, now: datetime) -> int:
             .where(subscribed, CUSTOMERS.c.email_key.in_(keys))
             .values(status=SUPPRESSION_STATUS[name].value, updated_at=now)
         )
-    return max(result.rowcount, 0)
+    return count
