@@ -206,3 +206,32 @@ def test_fill_is_pure_and_repeatable() -> None:
     coupon = composer.coupon_for(recipient)
     context = composer.context_for(recipient, coupon, qr_src="cid:a@b")
     assert fill(compiled, context) == fill(compiled, context)
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        (
+            TemplateSource(
+                subject="x", theme="classic", body_markdown="a\n\nb {{ coupon.shortcode }}"
+            ),
+            "body line 3",
+        ),
+        (
+            TemplateSource(
+                subject="x",
+                html_template="<html><head><style>p { color: red; }</style></head>\n<body>\n\n"
+                '<p>{{ coupon.shortcode }}</p><a href="{{ unsubscribe_url }}">u</a>',
+            ),
+            "html line 4",
+        ),
+    ],
+)
+def test_sample_checks_report_lines_of_what_the_owner_wrote(
+    source: TemplateSource, where: str
+) -> None:
+    from dealmail.campaigns.checks import render_samples
+
+    with pytest.raises(TemplateProblem) as caught:
+        render_samples(make_composer(source))
+    assert caught.value.message.startswith(f"{where}: unknown field 'shortcode'")

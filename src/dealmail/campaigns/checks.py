@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dealmail.campaigns.render import fill
+from dealmail.campaigns.templating import render
 from dealmail.coupons.tokens import new_nonce
 from dealmail.delivery.compose import Composer, Recipient
 from dealmail.models import utcnow
@@ -53,6 +54,8 @@ def render_samples(composer: Composer) -> list[SampleRender]:
         coupon = composer.coupon_for(recipient)
         qr_src = "cid:qr.sample@example.com" if coupon else None
         context = composer.context_for(recipient, coupon, qr_src=qr_src)
+        for check in composer.compiled.checks:
+            render(check, context)
         html, text = fill(composer.compiled, context)
         results.append(
             SampleRender(

@@ -59,6 +59,9 @@ class CompiledTemplates:
     preheader: Template | None
     subject_source: str
     source_html: str  # before inlining, with Jinja intact (for checks and docs)
+    # The owner's own text compiled as written, rendered only by checks: their errors carry
+    # the owner's line numbers (inlining and theme splicing move lines).
+    checks: tuple[Template, ...] = ()
 
 
 def available_themes() -> list[str]:
@@ -114,12 +117,15 @@ def compile_templates(source: TemplateSource) -> CompiledTemplates:
     )
     if source.html_template is not None:
         html_source = source.html_template
-        compile_template(html_source, "html", fields)  # errors carry the owner's line numbers
+        checks: tuple[Template, ...] = (compile_template(html_source, "html", fields),)
         text_source = text_from_html(html_source)
     else:
         body = source.body_markdown or ""
-        compile_template(body, "body", fields)
-        compile_template(body, "body", fields, html=False)
+        # The Markdown as written first: its errors carry the owner's line numbers.
+        checks = (
+            compile_template(body, "body", fields, html=False),
+            compile_template(markdown_to_html(body), "body", fields),
+        )
         theme = theme_source(source.theme or "classic")
         html_source = theme.replace(BODY_MARKER, markdown_to_html(body))
         text_source = _theme_file("text", ".txt").replace(BODY_MARKER, body.strip())
@@ -132,6 +138,7 @@ def compile_templates(source: TemplateSource) -> CompiledTemplates:
         preheader=preheader,
         subject_source=source.subject,
         source_html=html_source,
+        checks=checks,
     )
 
 
