@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, insert, literal, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from dealmail.contacts.consent import (
@@ -127,15 +127,23 @@ def tag_customers(
         session.add(row)
         session.flush()
     already = select(customer_tags.c.customer_id).where(customer_tags.c.tag_id == row.id)
-    changed = 0
+    before = _tagged(session, row.id)
     for clause in clauses:
         chosen = select(Customer.id, literal(row.id)).where(clause, Customer.id.not_in(already))
-        result = session.execute(
-            insert(customer_tags).from_select(["customer_id", "tag_id"], chosen)
-        )
-        changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+        session.execute(insert(customer_tags).from_select(["customer_id", "tag_id"], chosen))
+    changed = _tagged(session, row.id) - before
     session.commit()
     return TagResult(row.name, changed, missing)
+
+
+def _tagged(session: Session, tag_id: int) -> int:
+    # Counted, not rowcount: drivers disagree on INSERT … SELECT row counts.
+    return (
+        session.scalar(
+            select(func.count()).select_from(customer_tags).where(customer_tags.c.tag_id == tag_id)
+        )
+        or 0
+    )
 
 
 def untag_customers(
@@ -143,15 +151,15 @@ def untag_customers(
 ) -> TagResult:
     row = get_tag(session, tag)
     clauses, missing = _targets(session, emails, segment)
-    changed = 0
+    before = _tagged(session, row.id)
     for clause in clauses:
-        result = session.execute(
+        session.execute(
             delete(customer_tags).where(
                 customer_tags.c.tag_id == row.id,
                 customer_tags.c.customer_id.in_(select(Customer.id).where(clause)),
             )
         )
-        changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+    changed = before - _tagged(session, row.id)
     session.commit()
     return TagResult(row.name, changed, missing)
 
