@@ -128,14 +128,21 @@ class ColumnMap:
         return {f: [self.header[i] for i in idx] for f, idx in self.fields.items()}
 
 
+_FIELD_NAMES = {
+    **{normalise_header(f): f for f in FIELD_HEADERS},
+    "status": "consent",
+    "acceptsmarketing": "consent",
+    "mail": "email",
+}
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str | None]:
     """`FIELD=COLUMN` pairs; an empty COLUMN means "this file has no such column"."""
     overrides: dict[str, str | None] = {}
     for pair in pairs:
         name, sep, column = pair.partition("=")
-        key = name.strip().lower().replace("-", "_")
-        key = {"status": "consent", "accepts_marketing": "consent"}.get(key, key)
-        if not sep or key not in FIELD_HEADERS:
+        key = _FIELD_NAMES.get(normalise_header(name), "")
+        if not sep or not key:
             raise InvalidInput(
                 f"--map {pair!r}: expected FIELD=COLUMN with FIELD one of "
                 f"{', '.join(FIELD_HEADERS)}",
