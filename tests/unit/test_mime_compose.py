@@ -235,3 +235,27 @@ def test_unsubscribe_signatures_cannot_be_forged_or_enumerated() -> None:
     assert verify_unsubscribe(SECRET, "42-7-") is None
     assert verify_unsubscribe(SECRET, "../../etc/passwd") is None
     assert re.fullmatch(r"[a-z0-9-]+", signed)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Jürgen, your pastry deal ☕", "ü" * 100, "日本語のテキスト" * 10, "abc" + "😀" * 30],
+)
+def test_encoded_words_round_trip_and_stay_short(value: str) -> None:
+    from email.header import decode_header, make_header
+
+    from dealmail.delivery.mime import encode_header_value
+
+    encoded = encode_header_value(value)
+    assert str(make_header(decode_header(encoded.replace("\r\n", "")))) == value
+    assert all(len(line) <= 76 for line in encoded.split("\r\n"))
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [("Pat", "O'Brien, Jr."), ("Zoë", "Ångström"), ('Al "Big"', "Smith")]
+)
+def test_to_header_names_parse_back(first: str, last: str) -> None:
+    message = make_composer().compose(make_recipient(first_name=first, last_name=last))
+    to = parse(message.raw)["To"]
+    assert to.addresses[0].display_name == f"{first} {last}"
+    assert to.addresses[0].addr_spec == "customer1@example.org"

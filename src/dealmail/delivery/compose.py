@@ -309,7 +309,7 @@ class Composer:
     def _encoded_subject(self, subject: str) -> str:
         encoded = self._subjects.get(subject)
         if encoded is None:
-            encoded = mime.encode_header_value(subject, "Subject")
+            encoded = mime.encode_header_value(subject)
             if len(self._subjects) < 4096:
                 self._subjects[subject] = encoded
         return encoded
