@@ -235,7 +235,7 @@ def _parse_other(text: str) -> datetime | None:
     # 13/02/2024 can only be day-first; 02/13/2024 only month-first; ambiguous ones follow the
     # US exports (Shopify, Square) unless dots say German.
     formats = _DAY_FIRST + _MONTH_FIRST
-    if head.isdigit() and int(head) <= 12:
+    if head.isascii() and head.isdigit() and int(head) <= 12:
         formats = _MONTH_FIRST + _DAY_FIRST
     for pattern in formats:
         try:
