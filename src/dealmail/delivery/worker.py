@@ -106,6 +106,7 @@ class Worker:
         self._backend_factory = backend_factory
         self._backend_name: str = settings.email_backend
         self._backend_rate: float | None = None
+        self._probed = False
         self._last: dict[str, float] = {}
         self.sent = 0
 
@@ -242,7 +243,10 @@ class Worker:
 
     def _refresh_limits(self, session: Session) -> None:
         shop = get_shop_settings(session)
-        self._backend_name = backend_name(self.settings, shop.email_backend)
+        name = backend_name(self.settings, shop.email_backend)
+        if name != self._backend_name or not self._probed:
+            self._backend_name = name
+            self._backend_rate = self._probe_backend_rate()
         share = self._connection_share(session, shop)
         session.rollback()
         today = date.today()
@@ -250,6 +254,16 @@ class Worker:
             windows=rate.windows_for(shop, today, self._backend_rate),
             connections=min(self.max_threads, share),
         )
+
+    def _probe_backend_rate(self) -> float | None:
+        """A provider's own sending quota (SES `MaxSendRate`), paced to like the shop's limit."""
+        self._probed = True
+        backend = self._make_backend()
+        try:
+            quota = getattr(backend, "max_send_rate", None)
+            return quota() if callable(quota) else None
+        finally:
+            backend.close()
 
     def _connection_share(self, session: Session, shop: ShopSettings) -> int:
         """`max_connections` split between the live workers, by rank of start (0 is unlimited)."""
@@ -269,11 +283,7 @@ class Worker:
     def _make_backend(self) -> Backend:
         if self._backend_factory is not None:
             return self._backend_factory()
-        backend = get_backend(self.settings, self._backend_name)
-        quota = getattr(backend, "max_send_rate", None)
-        if callable(quota) and self._backend_rate is None:
-            self._backend_rate = quota()
-        return backend
+        return get_backend(self.settings, self._backend_name)
 
     # -- composing ------------------------------------------------------------------------
 

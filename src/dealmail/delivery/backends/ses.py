@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from dealmail.delivery.backends.base import FailureKind, SendError, SendResult
@@ -37,15 +38,19 @@ class SesBackend:
         client: Any = None,
     ) -> None:
         self.configuration_set = configuration_set
+        # Our queue retries with backoff; botocore retrying inside one attempt would hide that.
         self._client = client or boto3.client(
-            "sesv2", region_name=region, endpoint_url=endpoint_url
+            "sesv2",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
 
     def max_send_rate(self) -> float | None:
         """The account's sending quota per second, which every worker together must respect."""
         try:
             account = self._client.get_account()
-        except (ClientError, BotoCoreError):
+        except (ClientError, BotoCoreError, NotImplementedError):
             return None
         rate = account.get("SendQuota", {}).get("MaxSendRate")
         return float(rate) if rate else None
