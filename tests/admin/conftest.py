@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from dealmail import accounts
 from dealmail.admin._ui import USER_KEY
-from dealmail.db import dispose_engine
+from dealmail.db import dispose_engine, read_only, session_scope
 
 APP = Path(__file__).resolve().parents[2] / "src" / "dealmail" / "admin" / "app.py"
 PASSWORD = "correct horse battery"
@@ -54,5 +56,16 @@ def open_page(settings: object, admin_user: str) -> Callable[[str], AppTest]:
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         return at
+
+    return _open
+
+
+@pytest.fixture
+def reading(engine: Engine) -> Callable[[], AbstractContextManager[Session]]:
+    """Short read-only sessions for checks between clicks: a long-lived test session would
+    keep SQLite's write lock (BEGIN IMMEDIATE) and block the screen's own writes."""
+
+    def _open() -> AbstractContextManager[Session]:
+        return session_scope(read_only(engine))
 
     return _open

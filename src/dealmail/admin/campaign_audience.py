@@ -21,7 +21,6 @@ def picker(current: dict[str, Any], segments: list[str], tags: list[str]) -> dic
         "Segment",
         segment_options,
         index=segment_options.index(chosen_segment) if chosen_segment in segment_options else 0,
-        key="c_aud_segment",
     )
     chosen_tags = middle.multiselect(
         "Tags",

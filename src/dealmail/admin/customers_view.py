@@ -63,7 +63,7 @@ def _search() -> str | None:
     emails = [c.email for c in found.items]
     if not emails:
         return None
-    return st.selectbox("Open a customer", emails, key="customer_open")
+    return st.selectbox("Open a customer", emails)
 
 
 def _details(view: CustomerView) -> None:
@@ -130,7 +130,7 @@ def _actions(view: CustomerView) -> None:
                 )
     if view.tags:
         with right.form("untag_customer"):
-            old = st.selectbox("Remove a tag", view.tags, key="customer_remove_tag")
+            old = st.selectbox("Remove a tag", view.tags)
             if st.form_submit_button("Remove tag"):
                 with db() as session:
                     attempt(

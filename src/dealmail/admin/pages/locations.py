@@ -38,7 +38,7 @@ def _add_location() -> None:
 def _pair(location_names: list[str]) -> None:
     with st.form("pair_device"):
         st.markdown("**Pair a staff phone** (scan the QR with the phone's camera)")
-        location = st.selectbox("Location", location_names, key="pair_location")
+        location = st.selectbox("Pair at location", location_names)
         device = st.text_input("Device name (optional)", key="pair_device_name")
         submitted = st.form_submit_button("Show pairing QR")
     if submitted:
@@ -63,7 +63,7 @@ def _add_api_device(location_names: list[str]) -> None:
     with st.form("add_api_device"):
         st.markdown("**Add a till or app** (gets an API key)")
         name = st.text_input("Device name", key="api_device_name")
-        location = st.selectbox("Location", location_names, key="api_device_location")
+        location = st.selectbox("Device's location", location_names)
         submitted = st.form_submit_button("Create API key")
     if submitted:
         if not location:
@@ -108,7 +108,6 @@ def _devices() -> None:
             format_func=lambda i: next(
                 f"{d.name} ({d.location_name}, id {d.id})" for d in active if d.id == i
             ),
-            key="revoke_choice",
         )
         sure = st.checkbox("Yes, this device must stop working now", key="revoke_sure")
         submitted = st.form_submit_button("Revoke")

@@ -125,6 +125,7 @@ def _exports(location_names: list[str]) -> None:
         kind = st.radio("Format", ["xlsx", "csv"], horizontal=True, key="export_format")
         prepared = st.form_submit_button("Prepare file")
     if prepared:
+        st.session_state.pop("export_file", None)
         if not isinstance(period, tuple) or len(period) != 2:
             st.error("Choose a first and a last day.")
         else:

@@ -80,7 +80,7 @@ def main() -> None:
     )
     if saved:
         with st.form("delete_segment"):
-            doomed = st.selectbox("Delete a segment", [s.name for s in saved], key="seg_delete")
+            doomed = st.selectbox("Delete a segment", [s.name for s in saved])
             sure = st.checkbox("Yes, delete it", key="seg_delete_sure")
             if st.form_submit_button("Delete segment"):
                 if not sure:

@@ -8,6 +8,9 @@ from typing import Any
 import streamlit as st
 
 from dealmail.admin._ui import attempt, db, require_login, settings
+from dealmail.campaigns.preview import send_test
+from dealmail.campaigns.service import list_campaigns
+from dealmail.cli.dkim import SELECTOR_RE, txt_strings
 from dealmail.delivery import dkim
 from dealmail.delivery.backends import BACKEND_NAMES, backend_name
 from dealmail.errors import DomainError
@@ -134,6 +137,24 @@ def _backend(shop: ShopSettings) -> None:
     st.table([{"setting": key, "value": str(value)} for key, value in credentials[active]])
 
 
+def _send_test() -> None:
+    with db() as session:
+        names = [campaign.name for campaign in list_campaigns(session)]
+    with st.form("backend_test"):
+        st.markdown("**Send a test** through the backend above (a campaign's test email)")
+        campaign = st.selectbox("Campaign", names or ["(create a campaign first)"])
+        to = st.text_input("To", key="bt_to")
+        submitted = st.form_submit_button("Send a test")
+    if submitted:
+        if not names:
+            st.error("Create a campaign first: the test sends its email.")
+            return
+        with db() as session:
+            result = attempt(lambda: send_test(session, campaign, to.strip(), settings()))
+        if result is not None:
+            st.success(f"Sent to {result.to} through {result.backend} ({result.message_id}).")
+
+
 def _dkim(shop: ShopSettings) -> None:
     config = settings()
     st.markdown("**DKIM signature**")
@@ -148,15 +169,20 @@ def _dkim(shop: ShopSettings) -> None:
         selector = st.text_input("Selector", config.dkim_selector or "mail", key="dkim_selector")
         submitted = st.form_submit_button("Generate key")
     if submitted:
-        target = dkim.default_key_path(config, selector.strip())
-        if not selector.strip().isalnum():
-            st.error("A selector is letters and digits only.")
+        selector = selector.strip()
+        target = dkim.default_key_path(config, selector)
+        if not SELECTOR_RE.match(selector):
+            st.error("A selector is letters, digits and -.")
         elif target.exists():
-            st.error(f"A key for selector {selector!r} already exists ({target}).")
+            st.error(f"A key for selector {selector!r} exists ({target}); choose a new selector.")
         else:
             key = dkim.generate_key(target)
-            st.session_state["dkim_record"] = (selector.strip(), dkim.public_key_record(key))
-            st.success(f"Key written to {target}.")
+            st.session_state["dkim_record"] = (selector, dkim.public_key_record(key))
+            st.success(
+                f"Key written to {target}. To sign with it, set DEALMAIL_DKIM_SELECTOR={selector}"
+                + (f" and DEALMAIL_DKIM_DOMAIN={domain}" if domain else "")
+                + " in .env and restart."
+            )
     shown = st.session_state.get("dkim_record")
     if shown is None and path is not None and domain:
         loaded = attempt(lambda: dkim.load_key(config, domain))
@@ -165,7 +191,8 @@ def _dkim(shop: ShopSettings) -> None:
     if shown:
         selector_name, record = shown
         st.markdown("Publish this DNS TXT record:")
-        st.code(f'{selector_name}._domainkey.{domain or "<your domain>"}  TXT  "{record}"')
+        name = f"{selector_name}._domainkey.{domain or '<your domain>'}."
+        st.code(f"{name} IN TXT {txt_strings(record)}", language=None)
 
 
 def main() -> None:
@@ -176,6 +203,7 @@ def main() -> None:
     _identity(shop)
     _limits(shop)
     _backend(shop)
+    _send_test()
     _dkim(shop)
 
 

@@ -1,0 +1,100 @@
+"""Deals and Locations & devices screens: forms, their refusals, the pairing QR, revoking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from admin_support import errors, image_captions, submit, texts
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from dealmail.deals.service import get_deal
+from dealmail.locations.service import list_devices, list_locations
+
+Open = Callable[[str], AppTest]
+Reading = Callable[[], AbstractContextManager[Session]]
+
+
+def _new_deal(at: AppTest, name: str, kind: str, value: str, title: str) -> AppTest:
+    at.text_input(key="deal_name").input(name)
+    at.selectbox(key="deal_kind").set_value(kind)
+    at.text_input(key="deal_value").input(value)
+    at.text_input(key="deal_title").input(title)
+    return at
+
+
+def test_create_a_deal(open_page: Open, reading: Reading) -> None:
+    at = open_page("deals.py")
+    _new_deal(at, "spring-10", "percent_off", "10", "10% off everything")
+    at.radio(key="deal_validity").set_value("N days after sending")
+    at.number_input(key="deal_days").set_value(14)
+    submit(at, "Create deal")
+    assert "Deal 'spring-10' created." in texts(at)
+    with reading() as session:
+        deal = get_deal(session, "spring-10")
+        assert (deal.kind, str(deal.value), deal.valid_days) == ("percent_off", "10.00", 14)
+    rows = at.dataframe[0].value
+    assert list(rows["offer"]) == ["10% off"]
+
+
+def test_deal_errors_are_shown(open_page: Open) -> None:
+    at = open_page("deals.py")
+    _new_deal(at, "tenner", "amount_off", "10", "Ten off")
+    submit(at, "Create deal")
+    assert errors(at) == ["an amount_off deal needs --currency (e.g. EUR)"]
+    at.text_input(key="deal_currency").input("EUR")
+    submit(at, "Create deal")
+    assert "Deal 'tenner' created." in texts(at)
+    _new_deal(at, "tenner", "amount_off", "10", "Ten off")
+    at.text_input(key="deal_currency").input("EUR")
+    submit(at, "Create deal")
+    assert errors(at) == ["a deal named 'tenner' already exists"]
+    _new_deal(at, "dated", "free_item", "", "A free coffee")
+    at.radio(key="deal_validity").set_value("Until a date")
+    submit(at, "Create deal")
+    assert errors(at) == ["Choose the last valid day."]
+
+
+def test_add_location_and_refuse_a_duplicate(open_page: Open, reading: Reading) -> None:
+    at = open_page("locations.py")
+    at.text_input(key="location_name").input("Main Street")
+    at.text_input(key="location_timezone").input("Europe/Paris")
+    submit(at, "Add location")
+    assert "Location 'Main Street' added." in texts(at)
+    with reading() as session:
+        found = [(loc.name, loc.timezone) for loc in list_locations(session)]
+    assert found == [("Main Street", "Europe/Paris")]
+    at.text_input(key="location_name").input("Main Street")
+    submit(at, "Add location")
+    assert errors(at) == ["location 'Main Street' already exists"]
+    at.text_input(key="location_name").input("Harbour")
+    at.text_input(key="location_timezone").input("Mars/Olympus")
+    submit(at, "Add location")
+    assert "unknown time zone 'Mars/Olympus'" in errors(at)[0]
+
+
+def test_pairing_qr_api_key_and_revoke(open_page: Open, reading: Reading) -> None:
+    at = open_page("locations.py")
+    submit(at, "Show pairing QR")
+    assert errors(at) == ["Add a location first."]
+    at.text_input(key="location_name").input("Main Street")
+    submit(at, "Add location")
+    submit(at, "Show pairing QR")
+    [link] = [c.value for c in at.code if "/pair/" in c.value]
+    assert link.startswith("http://127.0.0.1:8000/pair/")
+    assert image_captions(at) == ["Pairs one phone with Main Street"]
+    assert "Valid once, until" in texts(at)
+    at.text_input(key="api_device_name").input("till-1")
+    submit(at, "Create API key")
+    assert any(c.value.startswith("dmk_") for c in at.code)
+    with reading() as session:
+        [device] = list_devices(session)
+    assert (device.name, device.kind, device.revoked_at) == ("till-1", "api", None)
+    submit(at, "Revoke")
+    assert errors(at) == ["Tick the box to confirm."]
+    at.checkbox(key="revoke_sure").check()
+    submit(at, "Revoke")
+    assert "Device revoked." in texts(at)
+    with reading() as session:
+        assert list_devices(session)[0].revoked_at is not None
