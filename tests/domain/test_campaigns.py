@@ -298,3 +298,20 @@ def test_composer_loads_recipients_in_one_batch(session: Session, settings: Sett
     assert issued.short_code in composed.html
     assert composed.message_row_id == message.id
     assert composer.load_recipients(session, []) == {}
+
+
+def test_preflight_warns_about_http_links_and_unsigned_mail(
+    session: Session, settings: Settings
+) -> None:
+    campaign = ready_campaign(session)
+    assert not {"public_url_not_https"} & codes(run_preflight(session, campaign, settings).warnings)
+    assert "dkim_off" in codes(run_preflight(session, campaign, settings).warnings)
+    set_settings(session, {"public_url": "http://127.0.0.1:8000"})
+    signed = settings.model_copy(update={"dkim_selector": "s1"})
+    from dealmail.delivery import dkim
+
+    dkim.generate_key(dkim.default_key_path(signed, "s1"))
+    report = run_preflight(session, campaign, signed)
+    assert report.ready
+    assert "public_url_not_https" in codes(report.warnings)
+    assert "dkim_off" not in codes(report.warnings)

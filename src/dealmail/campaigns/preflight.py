@@ -97,6 +97,27 @@ def body_warnings(sample: SampleRender) -> list[Finding]:
     return found
 
 
+def delivery_warnings(public_url: str, settings: Settings) -> list[Finding]:
+    found = []
+    if not public_url.startswith("https://"):
+        found.append(
+            Finding(
+                "public_url_not_https",
+                f"public_url is {public_url}: Gmail and Yahoo accept one-click unsubscribe only "
+                "over https, and recipients cannot reach a local address",
+            )
+        )
+    if not settings.dkim_selector:
+        found.append(
+            Finding(
+                "dkim_off",
+                "messages will not be DKIM-signed; Gmail and Yahoo require DKIM from bulk "
+                "senders: run `dealmail dkim generate --selector S`",
+            )
+        )
+    return found
+
+
 def _deal_findings(deal: Deal | None, now: datetime) -> list[Finding]:
     if deal is not None and deal.valid_until is not None and deal.valid_until <= now:
         return [
@@ -168,6 +189,7 @@ def run_preflight(
         )
     report.warnings += subject_warnings(samples[0].subject)
     report.warnings += body_warnings(samples[0])
+    report.warnings += delivery_warnings(shop.public_url, settings)
     return report
 
 
