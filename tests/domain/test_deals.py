@@ -100,3 +100,17 @@ def test_dates_parse_as_whole_days() -> None:
     with pytest.raises(DomainError) as caught:
         parse_date_or_datetime("31/12/2030", end_of_day=True)
     assert caught.value.code == "invalid_date"
+
+
+def test_deal_limited_to_locations(session: Session) -> None:
+    from dealmail.locations.service import add_location
+
+    add_location(session, "Main St")
+    add_location(session, "Station")
+    deal = add_deal(session, "local", locations=("Station", "Station"))
+    assert describe(get_deal(session, "local"))["locations"] == ["Station"]
+    assert describe(add_deal(session, "everywhere"))["locations"] == []
+    with pytest.raises(DomainError) as caught:
+        add_deal(session, "nowhere", locations=("Airport",))
+    assert caught.value.code == "unknown_location"
+    assert deal.id is not None

@@ -26,6 +26,9 @@ def deals_create(
     valid_until: str = typer.Option(None, "--valid-until", help="Last day, YYYY-MM-DD."),
     valid_from: str = typer.Option(None, "--valid-from", help="First day, YYYY-MM-DD."),
     uses: int = typer.Option(1, "--uses", help="Uses per coupon."),
+    location: list[str] = typer.Option(
+        None, "--location", help="Valid only at this location (repeatable; default: all)."
+    ),
 ) -> None:
     """Create deal NAME."""
     data = service.DealInput(
@@ -43,6 +46,7 @@ def deals_create(
         else None,
         valid_days=valid_days,
         uses_per_coupon=uses,
+        locations=tuple(location or ()),
     )
     with cli_session() as session:
         deal = service.create_deal(session, data)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dealmail.deals.validity import value_text
 from dealmail.errors import AlreadyExists, InvalidInput, NotFound
+from dealmail.locations.service import get_location
 from dealmail.models import Deal, DealKind, utcnow
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
@@ -32,6 +33,7 @@ class DealInput:
     valid_until: datetime | None = None
     valid_days: int | None = None
     uses_per_coupon: int = 1
+    locations: tuple[str, ...] = ()  # names; empty means valid at every location
 
 
 def parse_date_or_datetime(text: str, *, end_of_day: bool) -> datetime:
@@ -123,6 +125,7 @@ def create_deal(session: Session, data: DealInput, *, now: datetime | None = Non
     if session.scalar(select(Deal.id).where(Deal.name == data.name)) is not None:
         raise AlreadyExists(f"a deal named {data.name!r} already exists", code="deal_exists")
     deal = Deal(**fields)
+    deal.locations = [get_location(session, name) for name in dict.fromkeys(data.locations)]
     session.add(deal)
     session.commit()
     return deal
@@ -157,5 +160,6 @@ def describe(deal: Deal, now: datetime | None = None) -> dict[str, Any]:
         "valid_until": deal.valid_until.isoformat() if deal.valid_until else None,
         "valid_days": deal.valid_days,
         "uses_per_coupon": deal.uses_per_coupon,
+        "locations": [location.name for location in deal.locations],
         "expired": is_expired(deal, now),
     }
