@@ -259,3 +259,22 @@ def test_to_header_names_parse_back(first: str, last: str) -> None:
     to = parse(message.raw)["To"]
     assert to.addresses[0].display_name == f"{first} {last}"
     assert to.addresses[0].addr_spec == "customer1@example.org"
+
+
+def test_header_injection_through_names_or_addresses_is_impossible() -> None:
+    composer = make_composer()
+    message = composer.compose(
+        make_recipient(first_name="Eve\r\nBcc: victim@example.org", last_name="X\nY")
+    )
+    head = message.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head
+    assert parse(message.raw)["To"].addresses[0].display_name == "Eve Bcc: victim@example.org X Y"
+    with pytest.raises(ValueError, match="control characters"):
+        composer.compose(make_recipient(email="a@example.org\r\nBcc: victim@example.org"))
+
+
+def test_subject_from_customer_data_stays_one_line() -> None:
+    composer = make_composer()
+    message = composer.compose(make_recipient(first_name="Eve\x00\r\nBcc: victim@example.org"))
+    assert message.subject == "Eve Bcc: victim@example.org, your pastry deal ☕"
+    assert b"\r\nBcc:" not in message.raw.split(b"\r\n\r\n", 1)[0]

@@ -147,5 +147,9 @@ def fill(compiled: CompiledTemplates, context: dict[str, Any]) -> tuple[str, str
     return render(compiled.html, context), render(compiled.text, context)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
 def fill_subject(compiled: CompiledTemplates, context: dict[str, Any]) -> str:
-    return " ".join(render(compiled.subject, context).split())
+    """One header-safe line: no control characters whatever the customer's data holds."""
+    return " ".join(_CONTROL.sub(" ", render(compiled.subject, context)).split())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from dataclasses import dataclass
 from email.utils import formataddr
@@ -59,8 +60,19 @@ def encode_header_value(value: str) -> str:
     return f"{CRLF} ".join(f"=?utf-8?b?{word}?=" for word in words)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_safe(value: str) -> str:
+    """One line: control characters (CR, LF, NUL...) become spaces, runs of space collapse."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
 def address(name: str | None, email: str) -> str:
     """`Name <email>`: an ASCII name quoted as needed, any other as encoded words."""
+    if _CONTROL.search(email) or " " in email:
+        raise ValueError(f"refusing an address with spaces or control characters: {email!r}")
+    name = header_safe(name or "")
     if not name:
         return email
     if name.isascii():
