@@ -153,6 +153,8 @@ def test_subject_and_body_errors_say_which_part() -> None:
         "{{ attributes.__class__.__init__.__globals__ }}",
         "{{ first_name.format.__globals__ }}",
         "{{ cycler.__init__.__globals__.os }}",
+        "{{ deal.update({'title': 'free'}) }}",
+        "{{ attributes.clear() }}",
     ],
 )
 def test_sandbox_refuses_escapes(attack: str) -> None:

@@ -25,7 +25,7 @@ from jinja2 import (
     nodes,
 )
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from dealmail.errors import InvalidInput
 
@@ -42,8 +42,9 @@ def missing(name: str) -> Missing:
     return Missing(name=name)
 
 
-def _environment(*, html: bool) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+def _environment(*, html: bool) -> ImmutableSandboxedEnvironment:
+    # Immutable: a template cannot change the dicts (deal, coupon) shared by every message.
+    env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined,
         autoescape=html,
         keep_trailing_newline=True,
