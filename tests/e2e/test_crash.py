@@ -115,3 +115,34 @@ def test_killing_the_worker_loses_nothing(
     finished = session.get(Campaign, campaign.id)
     assert finished is not None
     assert finished.status == "sent"
+
+
+def test_sigterm_finishes_in_flight_and_releases_the_rest(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    if settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("runs on SQLite, the embedded default")
+    from dealmail.shop import set_settings
+
+    ready_shop(session)
+    set_settings(session, {"rate_per_second": 10})  # slow, so SIGTERM lands mid-campaign
+    add_customers(session, 60)
+    campaign = add_campaign(session, status="draft")
+    control.send_campaign(session, campaign.name, settings)
+    with Sink() as sink:
+        worker = start_worker(worker_env(settings, sink.port), tmp_path / "worker.log")
+        deadline = time.monotonic() + 60
+        while _sent(session) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        received = sink.handler.by_recipient()
+    session.expire_all()
+    rows = session.scalars(select(Message)).all()
+    statuses = {m.status for m in rows}
+    assert statuses == {"sent", "queued"}, "nothing left leased by the stopped worker"
+    assert all(m.lease_owner is None for m in rows)
+    sent = {m.email for m in rows if m.status == "sent"}
+    assert sent == set(received)
+    assert all(len(copies) == 1 for copies in received.values())
+    assert 5 <= len(sent) < 60
