@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -81,6 +82,15 @@ def show_flash() -> None:
 
 def local_time(value: datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(zone).strftime(fmt) if value is not None else "—"
+
+
+def email_frame(html: str, width: int | None = None, height: int = 900) -> None:
+    """Show an email's HTML isolated: a data: URL frame has an opaque origin, so nothing in the
+    email (a received message is untrusted) can reach the dashboard around it."""
+    encoded = base64.b64encode(html.encode("utf-8")).decode("ascii")
+    st.iframe(
+        f"data:text/html;charset=utf-8;base64,{encoded}", width=width or "stretch", height=height
+    )
 
 
 def table(rows: list[dict[str, Any]], empty: str = "Nothing yet.") -> None:

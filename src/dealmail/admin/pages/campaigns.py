@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from dealmail.admin import campaign_audience
-from dealmail.admin._ui import attempt, db, local_time, require_login, settings
+from dealmail.admin._ui import attempt, db, email_frame, local_time, require_login, settings
 from dealmail.campaigns.preflight import run_preflight
 from dealmail.campaigns.preview import preview_html, send_test
 from dealmail.campaigns.render import available_themes
@@ -122,7 +121,7 @@ def _form(existing: dict[str, Any] | None, choices: dict[str, list[str]]) -> Non
         if creating:
             done = attempt(lambda: create_campaign(session, name.strip(), data))
             if done is not None:
-                st.session_state["campaign_choice"] = done.name
+                st.session_state["campaign_next"] = done.name
                 st.session_state["dealmail_flash"] = f"Campaign {done.name!r} created."
                 st.rerun()
         else:
@@ -142,9 +141,9 @@ def _preview(name: str) -> None:
         return
     phone, desktop = st.tabs(["Phone", "Desktop"])
     with phone:
-        components.html(html, width=PHONE_WIDTH, height=900, scrolling=True)
+        email_frame(html, width=PHONE_WIDTH)
     with desktop:
-        components.html(html, width=DESKTOP_WIDTH, height=900, scrolling=True)
+        email_frame(html, width=DESKTOP_WIDTH)
 
 
 def _preflight(name: str) -> bool:
@@ -249,6 +248,8 @@ def main() -> None:
         }
         zone = get_shop_settings(session).zone
     options = [NEW, *reversed(names)]
+    if "campaign_next" in st.session_state:  # just created: open it
+        st.session_state["campaign_choice"] = st.session_state.pop("campaign_next")
     if st.session_state.get("campaign_choice") not in options:
         st.session_state["campaign_choice"] = options[1] if len(options) > 1 else NEW
     choice = st.selectbox("Campaign", options, key="campaign_choice")

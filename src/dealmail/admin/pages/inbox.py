@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-import streamlit.components.v1 as components
 
-from dealmail.admin._ui import attempt, require_login, settings, table
+from dealmail.admin._ui import attempt, email_frame, require_login, settings, table
 from dealmail.delivery.backends import backend_name
 from dealmail.delivery.devinbox import get_message, list_messages
 
@@ -57,7 +56,7 @@ def main() -> None:
         if html is None:
             st.caption("This email has no HTML part.")
         else:
-            components.html(html, height=900, scrolling=True)
+            email_frame(html)
     with text:
         st.code(message.text or "", language=None)
     with headers:
