@@ -202,10 +202,8 @@ def campaigns_list(
         print_json(rows)
         return
     for row in rows:
-        console.print(
+        typer.echo(
             f"{row['name']:24} {row['status']:10} {row['deal'] or '-':16} {row['subject']}",
-            markup=False,
-            highlight=False,
         )
 
 
@@ -219,7 +217,7 @@ def campaigns_show(name: str, as_json: bool = typer.Option(False, "--json")) -> 
         return
     for key, value in row.items():
         shown = "" if value is None else value
-        console.print(f"{key:16} {shown}", markup=False, highlight=False)
+        typer.echo(f"{key:16} {shown}")
 
 
 @campaigns_app.command("check")
@@ -232,12 +230,12 @@ def campaigns_check(name: str, as_json: bool = typer.Option(False, "--json")) ->
         print_json(report.as_dict())
     else:
         if report.audience_size is not None:
-            console.print(f"audience: {report.audience_size} customers", highlight=False)
+            typer.echo(f"audience: {report.audience_size} customers")
         for finding in report.blocking:
-            console.print(f"BLOCKING {finding.code}: {finding.message}", markup=False)
+            typer.echo(f"BLOCKING {finding.code}: {finding.message}")
         for finding in report.warnings:
-            console.print(f"warning  {finding.code}: {finding.message}", markup=False)
-        console.print("ready to send" if report.ready else "not ready: fix the BLOCKING items")
+            typer.echo(f"warning  {finding.code}: {finding.message}")
+        typer.echo("ready to send" if report.ready else "not ready: fix the BLOCKING items")
     if not report.ready:
         raise typer.Exit(EXIT_NOT_READY)
 

@@ -67,10 +67,8 @@ def deals_list(as_json: bool = typer.Option(False, "--json")) -> None:
             f"{row['valid_days']} days after sending" if row["valid_days"] else "no end"
         )
         flag = " (expired)" if row["expired"] else ""
-        console.print(
+        typer.echo(
             f"{row['name']:20} {row['headline']:24} {row['title']}  [until {until}]{flag}",
-            markup=False,
-            highlight=False,
         )
 
 
@@ -83,7 +81,7 @@ def deals_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None
         print_json(row)
         return
     for key, value in row.items():
-        console.print(f"{key:16} {'' if value is None else value}", markup=False, highlight=False)
+        typer.echo(f"{key:16} {'' if value is None else value}")
 
 
 def register(app: typer.Typer) -> None:
