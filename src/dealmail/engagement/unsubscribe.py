@@ -1,7 +1,9 @@
 """The unsubscribe page's service: who a signed link names, unsubscribe, resubscribe with proof.
 
 A GET only reads (`load_page`); `unsubscribe` is the RFC 8058 one-click POST and the page's
-button alike; `resubscribe` records fresh consent (source, IP, the wording shown).
+button alike; `resubscribe` records fresh consent (source, IP, the wording shown). The signed
+links themselves (`sign_unsubscribe`, `verify_unsubscribe`...) live in `unsubscribe_links`, a
+pure module the composer imports without the database layer; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,11 +18,26 @@ from dealmail.contacts.consent import ConsentProof, apply_resubscribe, apply_wit
 from dealmail.engagement.unsubscribe_links import (
     TEST_CUSTOMER_ID,
     UnsubscribeTarget,
+    sign_unsubscribe,
+    unsubscribe_mailto,
+    unsubscribe_url,
     verify_unsubscribe,
 )
 from dealmail.errors import Conflict, NotFound
 from dealmail.models import Campaign, Customer, CustomerStatus, Event, EventKind, Message, utcnow
 from dealmail.shop import get_shop_settings
+
+__all__ = [
+    "UnsubscribePage",
+    "UnsubscribeTarget",
+    "load_page",
+    "resubscribe",
+    "sign_unsubscribe",
+    "unsubscribe",
+    "unsubscribe_mailto",
+    "unsubscribe_url",
+    "verify_unsubscribe",
+]
 
 RESUBSCRIBE_SOURCE = "unsubscribe-page"
 UNSUBSCRIBE_SOURCE = "unsubscribe-link"
