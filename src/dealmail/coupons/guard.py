@@ -10,9 +10,10 @@ tokens keep working so the queue at the counter is not stopped.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, or_, select
+from sqlalchemy.engine import Connection
 
 from dealmail.coupons.lookup import CodeRef
 from dealmail.errors import DomainError
@@ -34,29 +35,34 @@ class Throttled(DomainError):
         return int(self.detail.get("retry_after", 60))
 
 
-def _owner_filter(device_id: int | None, ip: str | None) -> object:
-    clauses = []
-    if device_id is not None:
-        clauses.append(LookupFailure.device_id == device_id)
-    if ip:
-        clauses.append(LookupFailure.ip == ip)
-    return or_(*clauses) if clauses else None
+_MINE = or_(LookupFailure.device_id == bindparam("device_id"), LookupFailure.ip == bindparam("ip"))
 
 
-def check(
-    session: Session, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
-) -> None:
-    """Raise Throttled when this device or address has missed too often lately."""
-    owner = _owner_filter(device_id, ip)
-    if owner is None:
-        return
-    minute_ago = now - FAILURE_WINDOW
-    recent, short_misses = session.execute(
-        select(
-            func.coalesce(func.sum(case((LookupFailure.at >= minute_ago, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((LookupFailure.reason == SHORT_CODE_MISS, 1), else_=0)), 0),
-        ).where(owner, LookupFailure.at >= now - SHORT_CODE_LOCK)  # type: ignore[arg-type]
-    ).one()
+def _count(*conditions: Any) -> Any:
+    return select(func.count()).where(_MINE, *conditions).scalar_subquery()
+
+
+# Scalar subqueries the redeem lookup embeds, so the hot path asks the database once.
+RECENT_FAILURES = _count(LookupFailure.at >= bindparam("minute_ago")).label("recent_failures")
+SHORT_CODE_MISSES = _count(
+    LookupFailure.reason == SHORT_CODE_MISS, LookupFailure.at >= bindparam("lock_since")
+).label("short_code_misses")
+# Built once: building a statement costs more than running it.
+_COUNTS = select(RECENT_FAILURES, SHORT_CODE_MISSES)
+_RECORD_FAILURE = insert(LookupFailure)
+
+
+def parameters(device_id: int | None, ip: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "ip": ip or None,
+        "minute_ago": now - FAILURE_WINDOW,
+        "lock_since": now - SHORT_CODE_LOCK,
+    }
+
+
+def judge(recent: int, short_misses: int, ref: CodeRef) -> None:
+    """Raise Throttled when these counts are over the limits."""
     if recent >= MAX_FAILURES_PER_MINUTE:
         raise Throttled(
             "too many unknown codes in the last minute; wait a minute and try again",
@@ -71,20 +77,31 @@ def check(
         )
 
 
+def check(
+    connection: Connection, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
+) -> None:
+    """Raise Throttled when this device or address has missed too often lately."""
+    if device_id is None and not ip:
+        return
+    recent, short_misses = connection.execute(_COUNTS, parameters(device_id, ip, now)).one()
+    judge(recent, short_misses, ref)
+
+
 def failure_reason(ref: CodeRef) -> str:
     return {"token": "unknown_token", "short_code": SHORT_CODE_MISS}.get(ref.kind, "malformed")
 
 
 def record_failure(
-    session: Session, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
+    connection: Connection, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
 ) -> None:
     """Add the failure to the caller's transaction; only the code's hash is kept."""
-    session.add(
-        LookupFailure(
-            device_id=device_id,
-            ip=(ip or None) and ip[:64],
-            code_hash=ref.hash,
-            reason=failure_reason(ref),
-            at=now,
-        )
+    connection.execute(
+        _RECORD_FAILURE,
+        {
+            "device_id": device_id,
+            "ip": ip[:64] if ip else None,
+            "code_hash": ref.hash,
+            "reason": failure_reason(ref),
+            "at": now,
+        },
     )

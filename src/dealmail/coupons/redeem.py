@@ -14,12 +14,13 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dealmail.coupons import guard
-from dealmail.coupons.lookup import CodeRef, find_coupon_id, parse_code
+from dealmail.coupons.lookup import CodeRef, parse_code
 from dealmail.coupons.validity import (
     WindowState,
     expiry_cutoff,
@@ -116,23 +117,36 @@ class CouponFacts:
     deal_currency: str | None
     deal_terms: str | None
     first_name: str | None
+    valid_here: bool
+    shop_timezone: Any
+    recent_failures: int
+    short_code_misses: int
+    has_record: bool
+
+    @property
+    def shop_zone(self) -> ZoneInfo:
+        name = self.shop_timezone.get("v") if isinstance(self.shop_timezone, dict) else None
+        try:
+            return ZoneInfo(name or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def shop_zone(session: Session) -> ZoneInfo:
-    row = session.get(Setting, "timezone")
-    name = row.value.get("v") if row is not None else None
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _load_facts(session: Session, coupon_id: int) -> CouponFacts:
-    row = session.execute(
+def _facts_query(column: Any) -> Any:
+    """Everything a verdict needs in one round trip: the coupon and deal, whether the deal is
+    valid at the device's location (no location rows means everywhere), the shop's time zone,
+    the device's recent failed lookups and whether its Idempotency-Key was seen before."""
+    limited = exists().where(deal_locations.c.deal_id == Coupon.deal_id)
+    listed = exists().where(
+        deal_locations.c.deal_id == Coupon.deal_id,
+        deal_locations.c.location_id == bindparam("location_id"),
+    )
+    shop_timezone = select(Setting.value).where(Setting.key == "timezone").scalar_subquery()
+    return (
         select(
             Coupon.id,
             Coupon.deal_id,
@@ -149,43 +163,104 @@ def _load_facts(session: Session, coupon_id: int) -> CouponFacts:
             Deal.currency,
             Deal.terms,
             Customer.first_name,
+            or_(~limited, listed).label("valid_here"),
+            shop_timezone.label("shop_timezone"),
+            guard.RECENT_FAILURES,
+            guard.SHORT_CODE_MISSES,
+            exists()
+            .where(
+                IdempotencyRecord.device_id == bindparam("device_id"),
+                IdempotencyRecord.key == bindparam("key"),
+            )
+            .label("has_record"),
         )
         .join(Deal, Deal.id == Coupon.deal_id)
         .outerjoin(Customer, Customer.id == Coupon.customer_id)
-        .where(Coupon.id == coupon_id)
-    ).one()
-    return CouponFacts(*row)  # type: ignore[call-arg]
-
-
-def _valid_here_clause(location_id: int) -> Any:
-    """No location rows for the deal means every location; otherwise this one must be listed."""
-    limited = exists().where(deal_locations.c.deal_id == Coupon.deal_id)
-    listed = exists().where(
-        deal_locations.c.deal_id == Coupon.deal_id, deal_locations.c.location_id == location_id
+        .where(column == bindparam("lookup"))
     )
-    return or_(~limited, listed)
 
 
-def _valid_here(session: Session, deal_id: int, location_id: int) -> bool:
-    rows = set(
-        session.scalars(
-            select(deal_locations.c.location_id).where(deal_locations.c.deal_id == deal_id)
-        )
+# Built once: the hot path runs them per request, and building costs more than running.
+_FACTS_BY = {
+    "token": _facts_query(Coupon.token_hash),
+    "short_code": _facts_query(Coupon.short_code_hash),
+    "id": _facts_query(Coupon.id),
+}
+_SPEND = (
+    update(Coupon)
+    .where(
+        Coupon.id == bindparam("coupon_id"),
+        Coupon.uses < Coupon.max_uses,
+        Coupon.revoked_at.is_(None),
+        Coupon.is_test.is_(False),
+        or_(Coupon.valid_from.is_(None), Coupon.valid_from < bindparam("start_cutoff")),
+        or_(Coupon.expires_at.is_(None), Coupon.expires_at >= bindparam("expiry_cutoff")),
+        or_(
+            ~exists().where(deal_locations.c.deal_id == Coupon.deal_id),
+            exists().where(
+                deal_locations.c.deal_id == Coupon.deal_id,
+                deal_locations.c.location_id == bindparam("location_id"),
+            ),
+        ),
     )
-    return not rows or location_id in rows
+    .values(uses=Coupon.uses + 1)
+)
+_INSERT_REDEMPTION = insert(Redemption).returning(Redemption.id)
+_FIND_RECORD = select(
+    IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response
+).where(
+    IdempotencyRecord.device_id == bindparam("device_id"),
+    IdempotencyRecord.key == bindparam("key"),
+)
+_INSERT_RECORD = insert(IdempotencyRecord)
 
 
-def classify(
-    facts: CouponFacts, valid_here: bool, window: WindowState, *, spent_counts: bool = True
-) -> Outcome:
+def _facts(
+    connection: Connection,
+    by: str,
+    lookup: str | int,
+    device: DeviceInfo,
+    ip: str | None,
+    now: datetime,
+    key: str | None = None,
+) -> CouponFacts | None:
+    parameters = {"lookup": lookup, "location_id": device.location_id, "key": key}
+    parameters |= guard.parameters(device.id, ip, now)
+    row = connection.execute(_FACTS_BY[by], parameters).first()
+    return None if row is None else CouponFacts(*row)
+
+
+def _find_facts(
+    connection: Connection,
+    ref: CodeRef,
+    device: DeviceInfo,
+    ip: str | None,
+    now: datetime,
+    key: str | None = None,
+) -> CouponFacts | None:
+    if ref.kind == "malformed":
+        return None
+    return _facts(connection, ref.kind, ref.hash, device, ip, now, key)
+
+
+def _unknown(
+    connection: Connection, ref: CodeRef, device: DeviceInfo, ip: str | None, now: datetime
+) -> Answer:
+    """No such coupon: throttle if over the limit, else log the miss (by hash) and say so."""
+    guard.check(connection, device.id, ip, ref, now)
+    guard.record_failure(connection, device.id, ip, ref, now)
+    return _refusal(Outcome.UNKNOWN, None, None)
+
+
+def classify(facts: CouponFacts, window: WindowState) -> Outcome:
     """Why a coupon can or cannot be redeemed; the first reason that applies wins."""
     if facts.is_test:
         return Outcome.TEST_COUPON
     if facts.revoked_at is not None:
         return Outcome.REVOKED
-    if spent_counts and facts.uses >= facts.max_uses:
+    if facts.uses >= facts.max_uses:
         return Outcome.ALREADY_REDEEMED
-    if not valid_here:
+    if not facts.valid_here:
         return Outcome.NOT_VALID_HERE
     if window is WindowState.NOT_YET_VALID:
         return Outcome.NOT_YET_VALID
@@ -278,10 +353,12 @@ def _refusal(
 
 
 def _facts_answer(
-    session: Session, facts: CouponFacts, device: DeviceInfo, zone: ZoneInfo, now: datetime
+    session: Session, facts: CouponFacts, device: DeviceInfo, now: datetime
 ) -> tuple[Outcome, dict[str, Any], dict[str, Any] | None]:
-    window = window_state(facts.valid_from, facts.expires_at, now, zone, device.zone)
-    outcome = classify(facts, _valid_here(session, facts.deal_id, device.location_id), window)
+    zone = facts.shop_zone
+    outcome = classify(
+        facts, window_state(facts.valid_from, facts.expires_at, now, zone, device.zone)
+    )
     last = last_redemption(session, facts.id) if facts.uses > 0 else None
     return outcome, coupon_view(facts, zone), last
 
@@ -297,17 +374,15 @@ def validate(
     """What redeeming would answer now, without redeeming (200 for any known coupon)."""
     now = now or utcnow()
     ref = parse_code(secret, code)
-    guard.check(session, device.id, ip, ref, now)
-    coupon_id = find_coupon_id(session, ref)
-    if coupon_id is None:
-        guard.record_failure(session, device.id, ip, ref, now)
+    connection = session.connection()
+    facts = _find_facts(connection, ref, device, ip, now)
+    if facts is None:
+        answer = _unknown(connection, ref, device, ip, now)
         session.commit()
-        return _refusal(Outcome.UNKNOWN, None, None)
-    zone = shop_zone(session)
-    outcome, coupon, last = _facts_answer(
-        session, _load_facts(session, coupon_id), device, zone, now
-    )
-    session.rollback()
+        return answer
+    guard.judge(facts.recent_failures, facts.short_code_misses, ref)
+    outcome, coupon, last = _facts_answer(session, facts, device, now)
+    session.commit()  # reads only, plus whatever the caller's authentication recorded
     return Answer(
         200,
         {
@@ -344,24 +419,18 @@ def request_fingerprint(ref: CodeRef, order_reference: str | None, discount: Dec
     return sha256_hex(json.dumps(payload, sort_keys=True))
 
 
-def _replay(record: IdempotencyRecord | None, fingerprint: str) -> Answer | None:
+def _replay(connection: Connection, device_id: int, key: str, fingerprint: str) -> Answer | None:
+    record = connection.execute(_FIND_RECORD, {"device_id": device_id, "key": key}).first()
     if record is None:
         return None
-    if record.request_hash != fingerprint:
+    request_hash, status_code, response = record
+    if request_hash != fingerprint:
         raise DomainError(
             "this Idempotency-Key was already used for a different request; use a new key",
             code="idempotency_key_reused",
             http_status=422,
         )
-    return Answer(record.status_code, dict(record.response), replayed=True)
-
-
-def _find_record(session: Session, device_id: int, key: str) -> IdempotencyRecord | None:
-    return session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.device_id == device_id, IdempotencyRecord.key == key
-        )
-    )
+    return Answer(status_code, dict(response), replayed=True)
 
 
 def check_idempotency_key(key: str | None) -> str | None:
@@ -376,9 +445,10 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def _redeem_once(
+def _spend(
     session: Session,
-    ref: CodeRef,
+    connection: Connection,
+    facts: CouponFacts,
     device: DeviceInfo,
     ip: str | None,
     order_reference: str | None,
@@ -386,56 +456,41 @@ def _redeem_once(
     now: datetime,
 ) -> Answer:
     """Inside the caller's transaction: the conditional UPDATE, then the row or the reason."""
-    guard.check(session, device.id, ip, ref, now)
-    coupon_id = find_coupon_id(session, ref)
-    if coupon_id is None:
-        guard.record_failure(session, device.id, ip, ref, now)
-        return _refusal(Outcome.UNKNOWN, None, None)
-    zone = shop_zone(session)
-    spent = session.execute(
-        update(Coupon)
-        .where(
-            Coupon.id == coupon_id,
-            Coupon.uses < Coupon.max_uses,
-            Coupon.revoked_at.is_(None),
-            Coupon.is_test.is_(False),
-            or_(
-                Coupon.valid_from.is_(None),
-                Coupon.valid_from < start_cutoff(now, zone, device.zone),
-            ),
-            or_(
-                Coupon.expires_at.is_(None),
-                Coupon.expires_at >= expiry_cutoff(now, zone, device.zone),
-            ),
-            _valid_here_clause(device.location_id),
-        )
-        .values(uses=Coupon.uses + 1)
-        .execution_options(synchronize_session=False)
+    zone = facts.shop_zone
+    spent = connection.execute(
+        _SPEND,
+        {
+            "coupon_id": facts.id,
+            "start_cutoff": start_cutoff(now, zone, device.zone),
+            "expiry_cutoff": expiry_cutoff(now, zone, device.zone),
+            "location_id": device.location_id,
+        },
     )
-    facts = _load_facts(session, coupon_id)
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
-        outcome, coupon, last = _facts_answer(session, facts, device, zone, now)
+    if spent.rowcount != 1:
+        # The reason is read after the UPDATE refused, so it reflects any concurrent winner.
+        fresh = _facts(connection, "id", facts.id, device, ip, now)
+        assert fresh is not None
+        outcome, coupon, last = _facts_answer(session, fresh, device, now)
         if outcome is Outcome.VALID:  # only when the rules disagree with the UPDATE: be safe
             outcome = Outcome.ALREADY_REDEEMED
         return _refusal(outcome, coupon, last)
     discount = _discount(facts, discount_value)
-    redemption_id = session.execute(
-        insert(Redemption)
-        .values(
-            coupon_id=coupon_id,
-            campaign_id=facts.campaign_id,
-            location_id=device.location_id,
-            device_id=device.id,
-            redeemed_at=now,
-            discount_value=discount,
-            order_reference=order_reference,
-        )
-        .returning(Redemption.id)
+    redemption_id = connection.execute(
+        _INSERT_REDEMPTION,
+        {
+            "coupon_id": facts.id,
+            "campaign_id": facts.campaign_id,
+            "location_id": device.location_id,
+            "device_id": device.id,
+            "redeemed_at": now,
+            "discount_value": discount,
+            "order_reference": order_reference,
+        },
     ).scalar_one()
     redemption = {
         "id": redemption_id,
         "kind": "redemption",
-        "coupon_id": coupon_id,
+        "coupon_id": facts.id,
         "campaign_id": facts.campaign_id,
         "redeemed_at": now.isoformat(),
         "location": {"id": device.location_id, "name": device.location_name},
@@ -450,7 +505,7 @@ def _redeem_once(
         "status": Outcome.REDEEMED.value,
         "message": MESSAGES[Outcome.REDEEMED],
         "redemption": redemption,
-        "coupon": coupon_view(facts, zone),
+        "coupon": coupon_view(facts, zone, uses=facts.uses + 1),
     }
     return Answer(HTTP_STATUS[Outcome.REDEEMED], body)
 
@@ -474,31 +529,38 @@ def redeem(
         raise InvalidInput("discount_value must be a non-negative number", code="invalid_input")
     ref = parse_code(secret, code)
     fingerprint = request_fingerprint(ref, reference, discount_value)
-    if key is not None:
-        replay = _replay(_find_record(session, device.id, key), fingerprint)
+    connection = session.connection()
+    facts = _find_facts(connection, ref, device, ip, now, key)
+    if key is not None and (facts is None or facts.has_record):
+        replay = _replay(connection, device.id, key, fingerprint)
         if replay is not None:
-            session.rollback()
+            session.commit()  # reads only, plus whatever the caller's authentication recorded
             return replay
-    answer = _redeem_once(session, ref, device, ip, reference, discount_value, now)
-    if key is not None:
-        session.add(
-            IdempotencyRecord(
-                device_id=device.id,
-                key=key,
-                request_hash=fingerprint,
-                status_code=answer.status_code,
-                response=answer.body,
-                created_at=now,
-            )
-        )
+    if facts is None:
+        answer = _unknown(connection, ref, device, ip, now)
+    else:
+        guard.judge(facts.recent_failures, facts.short_code_misses, ref)
+        answer = _spend(session, connection, facts, device, ip, reference, discount_value, now)
     try:
+        if key is not None:
+            connection.execute(
+                _INSERT_RECORD,
+                {
+                    "device_id": device.id,
+                    "key": key,
+                    "request_hash": fingerprint,
+                    "status_code": answer.status_code,
+                    "response": answer.body,
+                    "created_at": now,
+                },
+            )
         session.commit()
     except IntegrityError:
         # Another request with the same key committed first (PostgreSQL runs them in parallel):
         # everything above is rolled back and that request's answer is the answer.
         session.rollback()
         assert key is not None
-        replay = _replay(_find_record(session, device.id, key), fingerprint)
+        replay = _replay(session.connection(), device.id, key, fingerprint)
         session.rollback()
         if replay is None:
             raise

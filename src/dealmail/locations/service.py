@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from dealmail.errors import AlreadyExists, DomainError, InvalidInput, NotFound
@@ -309,26 +309,48 @@ def complete_pairing(
     return created
 
 
+# Built once: authentication runs on every scanner request.
+_AUTHENTICATE = (
+    select(
+        Device.id,
+        Device.name,
+        Device.kind,
+        Device.location_id,
+        Location.name,
+        Location.timezone,
+        Device.created_at,
+        Device.last_seen_at,
+        Device.revoked_at,
+    )
+    .join(Location, Location.id == Device.location_id)
+    .where(Device.key_hash == bindparam("key_hash"), Device.revoked_at.is_(None))
+)
+_SEEN = (
+    update(Device).where(Device.id == bindparam("device_id")).values(last_seen_at=bindparam("now"))
+)
+
+
 def authenticate_device(
-    session: Session, key: str | None, now: datetime | None = None
+    session: Session, key: str | None, now: datetime | None = None, *, finish: bool = True
 ) -> DeviceInfo | None:
-    """The active device holding this key (API key or pairing cookie), else None."""
+    """The active device holding this key (API key or pairing cookie), else None.
+
+    With `finish=False` the transaction stays open for the caller's service to continue and
+    commit (one transaction per scanner request instead of two).
+    """
     if not key or len(key) > 200:
         return None
-    row = session.execute(
-        select(Device, Location)
-        .join(Location, Location.id == Device.location_id)
-        .where(Device.key_hash == sha256_hex(key), Device.revoked_at.is_(None))
-    ).first()
+    connection = session.connection()
+    row = connection.execute(_AUTHENTICATE, {"key_hash": sha256_hex(key)}).first()
     if row is None:
-        session.rollback()
+        if finish:
+            session.rollback()
         return None
-    device, location = row
-    info = _info(device, location)
+    info = DeviceInfo(*row)
     now = now or utcnow()
     if info.last_seen_at is None or now - info.last_seen_at >= LAST_SEEN_GRANULARITY:
-        session.execute(update(Device).where(Device.id == info.id).values(last_seen_at=now))
+        connection.execute(_SEEN, {"device_id": info.id, "now": now})
+        info = replace(info, last_seen_at=now)
+    if finish:
         session.commit()
-        return replace(info, last_seen_at=now)
-    session.rollback()
     return info

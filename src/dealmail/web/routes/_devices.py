@@ -41,7 +41,10 @@ async def run_db(state: Any, work: Callable[..., T], *args: Any) -> T:
         with factory() as session:
             return work(session, *args)
 
-    if is_sqlite(state.engine):
+    inline = getattr(state, "db_inline", None)
+    if inline is None:
+        inline = state.db_inline = is_sqlite(state.engine)
+    if inline:
         return call()
     return await anyio.to_thread.run_sync(partial(call))
 

@@ -235,8 +235,9 @@ def _answer(answer: redeem.Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
-def _authenticated(session: Session, key: str | None) -> DeviceInfo:
-    device = authenticate_device(session, key)
+def _authenticated(session: Session, key: str | None, finish: bool = False) -> DeviceInfo:
+    """The device; by default its transaction continues into the service called next."""
+    device = authenticate_device(session, key, finish=finish)
     if device is None:
         raise Unauthorized("a valid device API key is required (Authorization: Bearer <key>)")
     return device
@@ -321,7 +322,7 @@ def build_api(parent: FastAPI) -> FastAPI:
         responses={401: _UNAUTHORIZED},
     )
     async def me(request: Request, credentials: Credentials) -> Me:
-        device = await run_db(request.app.state, _authenticated, _key(credentials))
+        device = await run_db(request.app.state, _authenticated, _key(credentials), True)
         return Me(
             device=Place(id=device.id, name=device.name),
             location=Place(id=device.location_id, name=device.location_name),

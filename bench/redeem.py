@@ -1,0 +1,284 @@
+"""Validate and redeem throughput and latency with 32 clients, beside the same server's /healthz.
+
+Starts `dealmail web` (uvicorn, uvloop + httptools) on a fresh SQLite data directory seeded with
+coupons and an API key, then drives 32 concurrent connections on loopback with wrk (`apt-get
+install wrk`) or, without it, an httpx async client (slower: the client then limits the figures).
+Each redeem uses a fresh coupon and Idempotency-Key. The last line holds the figures.
+
+    .venv/bin/python bench/redeem.py [--seconds 10] [--connections 32] [--coupons 60000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert
+
+from dealmail.coupons.tokens import (
+    derive_short_code,
+    derive_token,
+    new_nonce,
+    short_code_hash,
+    token_hash,
+)
+from dealmail.db import make_engine, migrate, session_factory
+from dealmail.locations import service as locations
+from dealmail.models import Coupon, Deal
+
+WRK_SCRIPT = """
+local tokens = {}
+local index = 0
+local step = 1
+local counter = 0
+local thread_count = 0
+
+function setup(thread)
+  thread:set("id", thread_count)
+  thread_count = thread_count + 1
+end
+
+function init(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  step = tonumber(args[2])
+  index = id
+  mode = args[3]
+  key = args[4]
+end
+
+function request()
+  local token = tokens[(index % #tokens) + 1]
+  index = index + step
+  counter = counter + 1
+  local headers = {["Authorization"] = "Bearer " .. key}
+  if mode == "redeem" then
+    headers["Content-Type"] = "application/json"
+    headers["Idempotency-Key"] = "bench-" .. id .. "-" .. counter
+    return wrk.format("POST", "/api/v1/redemptions", headers, '{"code": "' .. token .. '"}')
+  end
+  return wrk.format("GET", "/api/v1/coupons/" .. token, headers)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def seed(url: str, secret: bytes, count: int) -> tuple[str, list[str]]:
+    """A location, an API key and `count` single-use coupons; returns the key and tokens."""
+    migrate(url)
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        locations.add_location(session, "Main St", timezone="UTC")
+        key = locations.add_device(session, "Bench till", "Main St").key
+        deal = Deal(name="Bench", kind="percent_off", title="10% off")
+        session.add(deal)
+        session.commit()
+        tokens, rows = [], []
+        for _ in range(count):
+            nonce = new_nonce()
+            token = derive_token(secret, nonce)
+            tokens.append(token)
+            rows.append(
+                {
+                    "deal_id": deal.id,
+                    "nonce": nonce,
+                    "token_hash": token_hash(token),
+                    "short_code_hash": short_code_hash(secret, derive_short_code(secret, nonce)),
+                    "max_uses": 1,
+                }
+            )
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(Coupon), rows[start : start + 5000])
+        session.commit()
+    engine.dispose()
+    return key, tokens
+
+
+def start_server(data_dir: Path, url: str, secret: str, port: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "DEALMAIL_DATA_DIR": str(data_dir),
+        "DEALMAIL_DATABASE_URL": url,
+        "DEALMAIL_SECRET_KEY": secret,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dealmail", "web", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("dealmail web did not start")
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def run_wrk(
+    base: str, path: str, seconds: int, connections: int, script: Path | None, args: list[str]
+) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command += [base + path]
+    if args:
+        command += ["--", *args]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "non2xx": float(bad.group(1)) if bad else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+async def _httpx_run(
+    base: str, seconds: int, connections: int, mode: str, key: str, tokens: list[str]
+) -> dict[str, float]:
+    latencies: list[float] = []
+    non2xx = 0
+    stop = time.monotonic() + seconds
+    cursor = iter(range(len(tokens) * 100))
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers) as client:
+
+        async def worker() -> None:
+            nonlocal non2xx
+            while time.monotonic() < stop:
+                token = tokens[next(cursor) % len(tokens)]
+                begin = time.perf_counter()
+                if mode == "redeem":
+                    response = await client.post(
+                        "/api/v1/redemptions",
+                        json={"code": token},
+                        headers={"Idempotency-Key": secrets.token_hex(8)},
+                    )
+                elif mode == "validate":
+                    response = await client.get(f"/api/v1/coupons/{token}")
+                else:
+                    response = await client.get("/healthz")
+                latencies.append((time.perf_counter() - begin) * 1000)
+                non2xx += response.status_code >= 300
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.monotonic() - started
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": quantiles[49],
+        "p99": quantiles[98],
+        "non2xx": float(non2xx),
+        "socket_errors": 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--coupons", type=int, default=60_000)
+    options = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="dealmail-bench-redeem-"))
+    url = f"sqlite:///{data_dir / 'dealmail.db'}"
+    secret = secrets.token_urlsafe(48)
+    print(f"seeding {options.coupons} coupons in {data_dir} ...", flush=True)
+    key, tokens = seed(url, secret.encode(), options.coupons)
+    validate_tokens, redeem_tokens = tokens[:1000], tokens[1000:]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(data_dir, url, secret, port)
+    use_wrk = shutil.which("wrk") is not None
+    print(
+        f"server on {base}; load by {'wrk' if use_wrk else 'httpx (install wrk for truer figures)'}"
+    )
+    results: dict[str, dict[str, float]] = {}
+    try:
+        script = data_dir / "bench.lua"
+        script.write_text(WRK_SCRIPT)
+        lists = {"validate": data_dir / "validate.txt", "redeem": data_dir / "redeem.txt"}
+        lists["validate"].write_text("\n".join(validate_tokens) + "\n")
+        lists["redeem"].write_text("\n".join(redeem_tokens) + "\n")
+        warm = {"seconds": 2, "connections": options.connections}
+        for name in ("healthz", "validate", "redeem"):
+            if use_wrk:
+                if name == "healthz":
+                    run_wrk(base, "/healthz", warm["seconds"], options.connections, None, [])
+                    results[name] = run_wrk(
+                        base, "/healthz", options.seconds, options.connections, None, []
+                    )
+                else:
+                    results[name] = run_wrk(
+                        base,
+                        "/",
+                        options.seconds,
+                        options.connections,
+                        script,
+                        [str(lists[name]), "2", name, key],
+                    )
+            else:
+                source = validate_tokens if name == "validate" else redeem_tokens
+                results[name] = asyncio.run(
+                    _httpx_run(base, options.seconds, options.connections, name, key, source)
+                )
+            figures = results[name]
+            print(
+                f"{name:9} {figures['rps']:8.0f} req/s  p50 {figures['p50']:6.1f} ms  "
+                f"p99 {figures['p99']:6.1f} ms  non-2xx {figures['non2xx']:.0f}",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    redeemed = results["redeem"]
+    if redeemed["rps"] * options.seconds > len(redeem_tokens):
+        print("warning: more redeem requests than coupons; later ones were refusals")
+    ratio = redeemed["rps"] / results["healthz"]["rps"]
+    print(
+        f"redeem_rps={redeemed['rps']:.0f} healthz_rps={results['healthz']['rps']:.0f} "
+        f"ratio={ratio:.2f} redeem_p50_ms={redeemed['p50']:.1f} "
+        f"redeem_p99_ms={redeemed['p99']:.1f} "
+        f"validate_rps={results['validate']['rps']:.0f} "
+        f"validate_p99_ms={results['validate']['p99']:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
