@@ -90,7 +90,7 @@ def test_ragged_rows_are_read(tmp_path: Path) -> None:
     rows = list(
         staged_rows(fmt, utcnow(), first_seq=0, naive_times=True, invalid=_fail, tags_out=[])
     )
-    assert [(r[2], r[5], r[6]) for r in rows] == [
+    assert [(r[1], r[4], r[5]) for r in rows] == [
         ("a@example.com", None, None),
         ("b@example.com", "B", "C"),
     ]

@@ -46,7 +46,7 @@ from dealmail.contacts.columns import Consent
 from dealmail.contacts.consent import EVENT_FOR_REASON, SUPPRESSION_STATUS
 from dealmail.contacts.csvread import FileFormat, detect_format
 from dealmail.contacts.identity import tag_key
-from dealmail.contacts.rows import IP_MAX, NAME_MAX, ORD_WIDTH, PHONE_MAX, TagRow, staged_rows
+from dealmail.contacts.rows import IP_MAX, NAME_MAX, PHONE_MAX, SOURCE_MAX, TagRow, staged_rows
 from dealmail.models import (
     ConsentKind,
     CustomerStatus,
@@ -70,8 +70,7 @@ _staging_metadata = MetaData()
 stage = Table(
     "dealmail_import_stage",
     _staging_metadata,
-    Column("ord", String(ORD_WIDTH)),
-    Column("line", Integer),
+    Column("ord", Integer),
     Column("email", String(320)),
     Column("email_key", String(320)),
     Column("email_hash", String(64)),
@@ -82,7 +81,7 @@ stage = Table(
     Column("consent", Integer),
     Column("consent_at", UTCDateTime()),
     Column("consent_ip", String(IP_MAX)),
-    Column("source", String(255)),
+    Column("file_no", Integer),
     Column("repeat", Integer),  # PostgreSQL only: 1 for an address's first row, 2 for the next…
     prefixes=["TEMPORARY"],
 )
@@ -176,15 +175,18 @@ def import_contacts(
     report = ImportReport([f.path.name for f in formats], dry_run, extra_tags)
     connection = session.connection()
     try:
+        roomy = _roomy_cache(connection)
         _create_staging(connection)
         done = 0
-        for fmt in formats:
+        for file_no, fmt in enumerate(formats):
             offset = done
             tick = None if progress is None else (lambda pos, o=offset: progress(o + pos))
-            _stage_file(connection, fmt, report, now, tick)
+            _stage_file(connection, fmt, file_no, report, now, tick)
             done += fmt.path.stat().st_size
-        _merge(connection, report, extra_tags, now)
+        sources = [f"import:{fmt.path.name}"[:SOURCE_MAX] for fmt in formats]
+        _merge(connection, report, extra_tags, now, sources)
         _drop_staging(connection)
+        roomy.restore()
     except BaseException:
         session.rollback()
         raise
@@ -194,6 +196,31 @@ def import_contacts(
         session.commit()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+class _roomy_cache:
+    """SQLite only: a 64 MB page cache per schema during the import (the default 2 MB makes
+    index inserts in random order, like consent_events.email_hash, thrash); put back after."""
+
+    MIB = 64
+
+    def __init__(self, connection: Connection) -> None:
+        self.raw = None
+        if connection.dialect.name != "sqlite":
+            return
+        self.raw = connection.connection.dbapi_connection
+        assert self.raw is not None
+        self.saved = {
+            schema: self.raw.execute(f"PRAGMA {schema}.cache_size").fetchone()[0]
+            for schema in ("main", "temp")
+        }
+        for schema in self.saved:
+            self.raw.execute(f"PRAGMA {schema}.cache_size = -{self.MIB * 1024}")
+
+    def restore(self) -> None:
+        if self.raw is not None:
+            for schema, size in self.saved.items():
+                self.raw.execute(f"PRAGMA {schema}.cache_size = {int(size)}")
 
 
 def _create_staging(connection: Connection) -> None:
@@ -246,6 +273,7 @@ class _BulkWriter:
 def _stage_file(
     connection: Connection,
     fmt: FileFormat,
+    file_no: int,
     report: ImportReport,
     now: datetime,
     progress: Progress | None,
@@ -259,6 +287,7 @@ def _stage_file(
         fmt,
         now,
         first_seq=report.rows,
+        file_no=file_no,
         naive_times=connection.dialect.name == "sqlite",
         invalid=report.add_invalid,
         tags_out=found_tags,
@@ -281,12 +310,17 @@ def _insert(connection: Connection) -> Any:
 
 
 def _merge(
-    connection: Connection, report: ImportReport, extra_tags: list[str], now: datetime
+    connection: Connection,
+    report: ImportReport,
+    extra_tags: list[str],
+    now: datetime,
+    sources: list[str],
 ) -> None:
+    staged = _staged_columns(sources)
     if connection.dialect.name == "sqlite":
-        _fold_by_upsert(connection)
+        _fold_by_upsert(connection, staged)
     else:
-        _fold_by_rounds(connection)
+        _fold_by_rounds(connection, staged)
     _block_forbidden_opt_ins(connection)
     _count_outcomes(connection, report)
     before = connection.scalar(select(func.coalesce(func.max(CUSTOMERS.c.id), 0))) or 0
@@ -297,6 +331,15 @@ def _merge(
 
 
 _FOLDED = [c.name for c in merged.columns]
+
+
+def _staged_columns(sources: list[str]) -> list[Any]:
+    """Stage columns in `merged` order; the source is `import:<file name>` by file number."""
+    source = case(
+        *[(stage.c.file_no == i, literal(name)) for i, name in enumerate(sources)],
+        else_=literal(sources[0]),
+    )
+    return [source.label("source") if n == "source" else stage.c[n] for n in _FOLDED]
 
 
 def _earlier(new: Any, current: Any) -> ColumnElement[bool]:
@@ -339,11 +382,11 @@ def _fold_statement(connection: Connection, rows: Any) -> Any:
     )
 
 
-def _fold_by_upsert(connection: Connection) -> None:
+def _fold_by_upsert(connection: Connection, staged: list[Any]) -> None:
     """SQLite: rows in key order into a key-ordered table; a repeat merges into the first
     (SQLite applies ON CONFLICT row by row, so this folds duplicates in one sorted pass)."""
     rows = (
-        select(*[stage.c[name] for name in _FOLDED])
+        select(*staged)
         # The WHERE resolves SQLite's INSERT … SELECT … ON CONFLICT parsing ambiguity.
         .where(stage.c.email_key.is_not(None))
         .order_by(stage.c.email_key, stage.c.ord)
@@ -351,7 +394,7 @@ def _fold_by_upsert(connection: Connection) -> None:
     connection.execute(_fold_statement(connection, rows))
 
 
-def _fold_by_rounds(connection: Connection) -> None:
+def _fold_by_rounds(connection: Connection, staged: list[Any]) -> None:
     """PostgreSQL, where one statement may not upsert a row twice: number each address's
     rows in file order, then fold round by round (first rows, then second rows…)."""
     numbered = select(
@@ -363,7 +406,7 @@ def _fold_by_rounds(connection: Connection) -> None:
     )
     rounds = connection.scalar(select(func.max(stage.c.repeat))) or 0
     for number in range(1, rounds + 1):
-        rows = select(*[stage.c[name] for name in _FOLDED]).where(stage.c.repeat == number)
+        rows = select(*staged).where(stage.c.repeat == number)
         connection.execute(_fold_statement(connection, rows))
 
 

@@ -18,11 +18,10 @@ from dealmail.contacts.emails import EmailNormaliser, InvalidEmail
 from dealmail.contacts.identity import tag_key
 
 NAME_MAX, PHONE_MAX, IP_MAX, SOURCE_MAX = 200, 64, 64, 255
-ORD_WIDTH = 10  # zero-padded row order: prefixes values so MIN() picks the earliest row's
 _ABSENT = 1 << 30  # a column index no row reaches: "this file has no such column"
 
-# (ord, line, email, email_key, email_hash, first_name, last_name, phone, attributes JSON,
-#  consent, consent_at, consent_ip, source)
+# (ord, email, email_key, email_hash, first_name, last_name, phone, attributes JSON,
+#  consent, consent_at, consent_ip, file_no): ord is the row's place across all files.
 StagedRow = tuple[Any, ...]
 TagRow = tuple[str, str, str]  # (email_key, tag_key, tag_name)
 InvalidSink = Callable[[str, int, str], None]
@@ -69,6 +68,7 @@ def staged_rows(
     now: datetime,
     *,
     first_seq: int,
+    file_no: int = 0,
     naive_times: bool,
     invalid: InvalidSink,
     tags_out: list[TagRow],
@@ -98,7 +98,6 @@ def staged_rows(
     default_time = read_time.default  # type: ignore[attr-defined]
     normalise = EmailNormaliser().normalise
     sha256 = hashlib.sha256
-    source = f"import:{fmt.path.name}"[:SOURCE_MAX]
     name = fmt.path.name
     opt_in = int(Consent.OPT_IN)
     seq = first_seq
@@ -149,8 +148,7 @@ def staged_rows(
         last = cells[last_i].strip() if last_i < n else ""
         phone = cells[phone_i].strip() if phone_i < n else ""
         yield (
-            f"{seq:0{ORD_WIDTH}d}",
-            line,
+            seq,
             email,
             key,
             sha256(key.encode()).hexdigest(),
@@ -161,5 +159,5 @@ def staged_rows(
             consent,
             consent_at,
             consent_ip,
-            source,
+            file_no,
         )
