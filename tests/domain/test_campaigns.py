@@ -40,6 +40,8 @@ def ready_campaign(session: Session, name: str = "spring", **fields: object) -> 
         "body_markdown": "Hello **{{ first_name | default('there') }}**, "
         "our spring pastries are back in the window.",
     }
+    if "html_template" in fields:
+        del data["body_markdown"]
     data.update(fields)
     return create_campaign(session, name, CampaignInput(**data))  # type: ignore[arg-type]
 
@@ -86,6 +88,7 @@ def test_create_edit_list_show(session: Session) -> None:
         ({"from_email": "not an address"}, "invalid_email"),
         ({"button_url": "javascript:alert(1)"}, "invalid_url"),
         ({"theme": "classic", "html_template": GOOD_HTML}, "conflicting_template"),
+        ({"html_template": GOOD_HTML, "body_markdown": "hi"}, "conflicting_template"),
     ],
 )
 def test_create_refuses_bad_input_with_a_code(
@@ -99,6 +102,19 @@ def test_create_refuses_bad_input_with_a_code(
         create_campaign(session, "c", CampaignInput(**data))  # type: ignore[arg-type]
     assert caught.value.code == code
     assert session.scalar(select(Campaign.id)) is None
+
+
+def test_switching_between_theme_and_custom_html(session: Session) -> None:
+    ready_campaign(session)
+    edited = edit_campaign(session, "spring", CampaignInput(html_template=GOOD_HTML))
+    assert edited.theme is None
+    assert "body_markdown" not in edited.content
+    with pytest.raises(DomainError) as caught:
+        edit_campaign(session, "spring", CampaignInput(body_markdown="Hello"))
+    assert caught.value.code == "conflicting_template"
+    back = edit_campaign(session, "spring", CampaignInput(theme="classic", body_markdown="Hi"))
+    assert back.html_template is None
+    assert back.content["body_markdown"] == "Hi"
 
 
 def test_duplicate_name_and_not_editable_once_sending(session: Session) -> None:

@@ -93,11 +93,22 @@ def _apply(session: Session, campaign: Campaign, data: CampaignInput) -> None:
                 code="unknown_theme",
             )
         campaign.theme, campaign.html_template = data.theme, None
+    if data.html_template is not None and data.body_markdown is not None:
+        raise InvalidInput(
+            "--body fills a theme; custom HTML (--html) carries its own body",
+            code="conflicting_template",
+        )
+    content = dict(campaign.content or {})
     if data.html_template is not None:
         if not has_unsubscribe_field(data.html_template):
             raise InvalidInput(NO_UNSUBSCRIBE_MESSAGE, code="no_unsubscribe_link")
         campaign.html_template, campaign.theme = data.html_template, None
-    content = dict(campaign.content or {})
+        content.pop("body_markdown", None)  # the theme's body no longer applies
+    elif data.body_markdown is not None and campaign.html_template is not None:
+        raise InvalidInput(
+            "this campaign uses custom HTML; give --theme to use a Markdown --body",
+            code="conflicting_template",
+        )
     for key in CONTENT_KEYS:
         value = getattr(data, key)
         if value is None:
