@@ -172,6 +172,12 @@ def test_cli_authoring_round_trip(
     assert refused.exit_code == 2
     assert "frist_name" in refused.output
     assert "line 1" in refused.output
+    both = runner.invoke(
+        app,
+        ["campaigns", "create", "y", "--subject", "s", "--html", str(bad), "--body", str(body)],
+    )
+    assert both.exit_code == 2
+    assert "conflicting_template" in both.output
     unknown = runner.invoke(app, ["campaigns", "check", "nope"])
     assert unknown.exit_code == 2
     assert "campaign_not_found" in unknown.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -93,22 +93,15 @@ def _apply(session: Session, campaign: Campaign, data: CampaignInput) -> None:
                 code="unknown_theme",
             )
         campaign.theme, campaign.html_template = data.theme, None
-    if data.html_template is not None and data.body_markdown is not None:
-        raise InvalidInput(
-            "--body fills a theme; custom HTML (--html) carries its own body",
-            code="conflicting_template",
-        )
     content = dict(campaign.content or {})
     if data.html_template is not None:
         if not has_unsubscribe_field(data.html_template):
             raise InvalidInput(NO_UNSUBSCRIBE_MESSAGE, code="no_unsubscribe_link")
         campaign.html_template, campaign.theme = data.html_template, None
-        content.pop("body_markdown", None)  # the theme's body no longer applies
-    elif data.body_markdown is not None and campaign.html_template is not None:
-        raise InvalidInput(
-            "this campaign uses custom HTML; give --theme to use a Markdown --body",
-            code="conflicting_template",
-        )
+    if campaign.html_template is not None:
+        # A Markdown body fills a theme; custom HTML carries its own (the CLI refuses both).
+        content.pop("body_markdown", None)
+        data = replace(data, body_markdown=None)
     for key in CONTENT_KEYS:
         value = getattr(data, key)
         if value is None:

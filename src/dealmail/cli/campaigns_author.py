@@ -60,6 +60,11 @@ def _input(
     from_email: str | None,
     reply_to: str | None,
 ) -> service.CampaignInput:
+    if html is not None and body is not None:
+        raise InvalidInput(
+            "--body fills a theme; custom HTML (--html) carries its own body",
+            code="conflicting_template",
+        )
     return service.CampaignInput(
         subject=subject,
         preheader=preheader,
