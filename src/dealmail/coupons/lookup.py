@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from dealmail.coupons.tokens import (
     looks_like_token,
     normalise_short_code,
     short_code_hash,
     token_hash,
 )
-from dealmail.models import Coupon
 from dealmail.security import sha256_hex
 
 CodeKind = Literal["token", "short_code", "malformed"]
@@ -48,10 +44,3 @@ def parse_code(secret: bytes, raw: str) -> CodeRef:
         return CodeRef("short_code", short_code_hash(secret, short))
     # Hashed like the others, so a failure log never holds what was typed.
     return CodeRef("malformed", sha256_hex(value))
-
-
-def find_coupon_id(session: Session, ref: CodeRef) -> int | None:
-    if ref.kind == "malformed":
-        return None
-    column = Coupon.token_hash if ref.kind == "token" else Coupon.short_code_hash
-    return session.scalar(select(Coupon.id).where(column == ref.hash))
