@@ -116,3 +116,6 @@ def seed_results(session: Session) -> None:
                 )
             )
     session.commit()
+
+
+PASSWORD = "correct horse battery"

@@ -18,7 +18,8 @@ from dealmail.admin._ui import USER_KEY
 from dealmail.db import dispose_engine, read_only, session_scope
 
 APP = Path(__file__).resolve().parents[2] / "src" / "dealmail" / "admin" / "app.py"
-PASSWORD = "correct horse battery"
+from admin_support import PASSWORD
+
 TIMEOUT = 60
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from admin_support import errors, submit, texts
+from admin_support import PASSWORD, errors, submit, texts
 from streamlit.testing.v1 import AppTest
 
-from conftest import PASSWORD
 from dealmail.admin._ui import USER_KEY
 from dealmail.admin.screens import SCREENS
 
