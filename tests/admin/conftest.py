@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from admin_support import PASSWORD
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
@@ -18,7 +19,6 @@ from dealmail.admin._ui import USER_KEY
 from dealmail.db import dispose_engine, read_only, session_scope
 
 APP = Path(__file__).resolve().parents[2] / "src" / "dealmail" / "admin" / "app.py"
-from admin_support import PASSWORD
 
 TIMEOUT = 60
 
