@@ -15,7 +15,7 @@ from dealmail.deals.service import (
     describe,
     get_deal,
     list_deals,
-    parse_date_or_datetime,
+    parse_day_or_moment,
 )
 from dealmail.errors import DomainError
 
@@ -93,12 +93,19 @@ def test_coupon_validity_fixed_date_or_days_after_issue(session: Session) -> Non
     assert coupon_validity(open_ended, NOW) == (None, None)
 
 
-def test_dates_parse_as_whole_days() -> None:
-    assert parse_date_or_datetime("2030-12-31", end_of_day=True) == datetime(
-        2030, 12, 31, 23, 59, 59, tzinfo=UTC
-    )
+def test_days_are_whole_days_in_the_shops_time_zone(session: Session) -> None:
+    from datetime import date
+
+    from dealmail.shop import set_settings
+
+    set_settings(session, {"timezone": "Europe/Berlin"})
+    assert parse_day_or_moment("2030-12-31") == date(2030, 12, 31)
+    assert parse_day_or_moment("2030-12-31T10:00") == datetime(2030, 12, 31, 10, tzinfo=UTC)
+    deal = add_deal(session, "dated", valid_from=date(2030, 12, 1), valid_until=date(2030, 12, 31))
+    assert deal.valid_from == datetime(2030, 11, 30, 23, 0, tzinfo=UTC)  # 00:00 in Berlin
+    assert deal.valid_until == datetime(2030, 12, 31, 22, 59, 59, tzinfo=UTC)  # 23:59:59 there
     with pytest.raises(DomainError) as caught:
-        parse_date_or_datetime("31/12/2030", end_of_day=True)
+        parse_day_or_moment("31/12/2030")
     assert caught.value.code == "invalid_date"
 
 

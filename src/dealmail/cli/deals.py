@@ -23,8 +23,10 @@ def deals_create(
     currency: str = typer.Option(None, "--currency", help="ISO code for amount_off, e.g. EUR."),
     terms: str = typer.Option(None, "--terms", help="Small print shown with the coupon."),
     valid_days: int = typer.Option(None, "--valid-days", help="Valid N days after sending."),
-    valid_until: str = typer.Option(None, "--valid-until", help="Last day, YYYY-MM-DD."),
-    valid_from: str = typer.Option(None, "--valid-from", help="First day, YYYY-MM-DD."),
+    valid_until: str = typer.Option(
+        None, "--valid-until", help="Last valid day (YYYY-MM-DD, shop time zone)."
+    ),
+    valid_from: str = typer.Option(None, "--valid-from", help="First valid day (YYYY-MM-DD)."),
     uses: int = typer.Option(1, "--uses", help="Uses per coupon."),
     location: list[str] = typer.Option(
         None, "--location", help="Valid only at this location (repeatable; default: all)."
@@ -38,12 +40,8 @@ def deals_create(
         value=value,
         currency=currency,
         terms=terms,
-        valid_from=service.parse_date_or_datetime(valid_from, end_of_day=False)
-        if valid_from
-        else None,
-        valid_until=service.parse_date_or_datetime(valid_until, end_of_day=True)
-        if valid_until
-        else None,
+        valid_from=service.parse_day_or_moment(valid_from) if valid_from else None,
+        valid_until=service.parse_day_or_moment(valid_until) if valid_until else None,
         valid_days=valid_days,
         uses_per_coupon=uses,
         locations=tuple(location or ()),

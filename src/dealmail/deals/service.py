@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from dealmail.deals.validity import value_text
 from dealmail.errors import AlreadyExists, InvalidInput, NotFound
 from dealmail.locations.service import get_location
 from dealmail.models import Deal, DealKind, utcnow
+from dealmail.shop import get_shop_settings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 KINDS_NEEDING_VALUE = (DealKind.PERCENT_OFF, DealKind.AMOUNT_OFF)
@@ -29,26 +31,36 @@ class DealInput:
     value: str | Decimal | None = None
     currency: str | None = None
     terms: str | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    # A date is a whole day in the shop's time zone; a datetime is that instant.
+    valid_from: date | datetime | None = None
+    valid_until: date | datetime | None = None
     valid_days: int | None = None
     uses_per_coupon: int = 1
     locations: tuple[str, ...] = ()  # names; empty means valid at every location
 
 
-def parse_date_or_datetime(text: str, *, end_of_day: bool) -> datetime:
-    """`2026-12-31` (the whole day, UTC) or an ISO datetime; naive means UTC."""
+def parse_day_or_moment(text: str) -> date | datetime:
+    """`2026-12-31` (a whole day where the shop is) or an ISO datetime (naive means UTC)."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = time(23, 59, 59) if end_of_day else time(0, 0)
-            return datetime.combine(day, moment, tzinfo=UTC)
-        parsed = datetime.fromisoformat(text)
+        if len(text.strip()) == 10:
+            return date.fromisoformat(text.strip())
+        parsed = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise InvalidInput(
             f"{text!r} is not a date (YYYY-MM-DD) or ISO datetime", code="invalid_date"
         ) from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def as_instant(
+    value: date | datetime | None, zone: ZoneInfo, *, end_of_day: bool
+) -> datetime | None:
+    """A day becomes its first or last second in the shop's zone, so the coupon's valid days
+    read the same at the counter as the owner typed them."""
+    if value is None or isinstance(value, datetime):
+        return value
+    moment = time(23, 59, 59) if end_of_day else time(0, 0)
+    return datetime.combine(value, moment, tzinfo=zone).astimezone(UTC)
 
 
 def _parse_value(value: str | Decimal | None) -> Decimal | None:
@@ -63,7 +75,9 @@ def _parse_value(value: str | Decimal | None) -> Decimal | None:
     return parsed
 
 
-def _validated(data: DealInput, now: datetime) -> dict[str, Any]:
+def _validated(data: DealInput, now: datetime, zone: ZoneInfo) -> dict[str, Any]:
+    valid_from = as_instant(data.valid_from, zone, end_of_day=False)
+    valid_until = as_instant(data.valid_until, zone, end_of_day=True)
     if not NAME_RE.match(data.name):
         raise InvalidInput(
             "a deal name is 1-100 letters, digits, spaces or . _ - "
@@ -100,9 +114,9 @@ def _validated(data: DealInput, now: datetime) -> dict[str, Any]:
         raise InvalidInput(
             f"--valid-days must be between 1 and {MAX_VALID_DAYS}", code="invalid_validity"
         )
-    if data.valid_until is not None and data.valid_until <= now:
+    if valid_until is not None and valid_until <= now:
         raise InvalidInput("--valid-until is in the past", code="invalid_validity")
-    if data.valid_from and data.valid_until and data.valid_from >= data.valid_until:
+    if valid_from and valid_until and valid_from >= valid_until:
         raise InvalidInput("valid-from must be before valid-until", code="invalid_validity")
     if data.uses_per_coupon < 1:
         raise InvalidInput("uses per coupon must be at least 1", code="invalid_uses")
@@ -113,15 +127,15 @@ def _validated(data: DealInput, now: datetime) -> dict[str, Any]:
         "value": value,
         "currency": currency,
         "terms": (data.terms or "").strip() or None,
-        "valid_from": data.valid_from,
-        "valid_until": data.valid_until,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
         "valid_days": data.valid_days,
         "uses_per_coupon": data.uses_per_coupon,
     }
 
 
 def create_deal(session: Session, data: DealInput, *, now: datetime | None = None) -> Deal:
-    fields = _validated(data, now or utcnow())
+    fields = _validated(data, now or utcnow(), get_shop_settings(session).zone)
     if session.scalar(select(Deal.id).where(Deal.name == data.name)) is not None:
         raise AlreadyExists(f"a deal named {data.name!r} already exists", code="deal_exists")
     deal = Deal(**fields)
