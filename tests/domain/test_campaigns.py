@@ -330,3 +330,21 @@ def test_preflight_warns_about_http_links_and_unsigned_mail(
     assert report.ready
     assert "public_url_not_https" in codes(report.warnings)
     assert "dkim_off" not in codes(report.warnings)
+
+
+def test_preflight_deal_ending_before_or_soon_after_the_send_time(
+    session: Session, settings: Settings
+) -> None:
+    campaign = ready_campaign(session)
+    deal = session.get(Deal, campaign.deal_id)
+    assert deal is not None
+    now = datetime.now(UTC)
+    deal.valid_days = None
+    deal.valid_until = now + timedelta(days=1)
+    session.commit()
+    report = run_preflight(session, campaign, settings)
+    assert report.ready
+    assert "deal_expires_soon" in codes(report.warnings)
+    campaign.send_at = now + timedelta(days=2)
+    session.commit()
+    assert "deal_expired" in codes(run_preflight(session, campaign, settings).blocking)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ CAPS_SHARE = 0.7
 MANY_LINKS = 15
 TEXT_PER_IMAGE = 150
 MIN_TEXT = 40
+DEAL_SOON = timedelta(days=3)
 _IMG_RE = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", re.IGNORECASE)
 _HREF_RE = re.compile(r"<a\b[^>]*\bhref=", re.IGNORECASE)
 
@@ -170,6 +171,24 @@ def run_preflight(
             )
     deal = session.get(Deal, campaign.deal_id) if campaign.deal_id is not None else None
     report.blocking += _deal_findings(deal, now)
+    start = max(now, campaign.send_at) if campaign.send_at else now
+    if deal is not None and deal.valid_until is not None:
+        if now < deal.valid_until <= start:
+            report.blocking.append(
+                Finding(
+                    "deal_expired",
+                    f"deal {deal.name!r} ends on {deal.valid_until:%Y-%m-%d}, before the "
+                    f"campaign is due to send ({start:%Y-%m-%d %H:%M} UTC)",
+                )
+            )
+        elif start < deal.valid_until < start + DEAL_SOON:
+            report.warnings.append(
+                Finding(
+                    "deal_expires_soon",
+                    f"deal {deal.name!r} ends on {deal.valid_until:%Y-%m-%d}: customers get "
+                    "little time to use it",
+                )
+            )
     try:
         composer = Composer.from_campaign(
             session, campaign, settings, secret=secrets.token_bytes(32)
