@@ -345,6 +345,10 @@ def test_preflight_deal_ending_before_or_soon_after_the_send_time(
     report = run_preflight(session, campaign, settings)
     assert report.ready
     assert "deal_expires_soon" in codes(report.warnings)
-    campaign.send_at = now + timedelta(days=2)
+    later = now + timedelta(days=2)
+    assert "deal_expired" in codes(
+        run_preflight(session, campaign, settings, send_at=later).blocking
+    )
+    campaign.send_at = later
     session.commit()
     assert "deal_expired" in codes(run_preflight(session, campaign, settings).blocking)

@@ -132,8 +132,14 @@ def _deal_findings(deal: Deal | None, now: datetime) -> list[Finding]:
 
 
 def run_preflight(
-    session: Session, campaign: Campaign, settings: Settings, *, now: datetime | None = None
+    session: Session,
+    campaign: Campaign,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    send_at: datetime | None = None,
 ) -> PreflightReport:
+    """`send_at`: when it is about to be scheduled for (default: its own send_at, else now)."""
     now = now or utcnow()
     report = PreflightReport()
     shop = get_shop_settings(session)
@@ -171,7 +177,8 @@ def run_preflight(
             )
     deal = session.get(Deal, campaign.deal_id) if campaign.deal_id is not None else None
     report.blocking += _deal_findings(deal, now)
-    start = max(now, campaign.send_at) if campaign.send_at else now
+    planned = send_at or campaign.send_at
+    start = max(now, planned) if planned else now
     if deal is not None and deal.valid_until is not None:
         if now < deal.valid_until <= start:
             report.blocking.append(
@@ -213,10 +220,15 @@ def run_preflight(
 
 
 def require_ready(
-    session: Session, campaign: Campaign, settings: Settings, *, now: datetime | None = None
+    session: Session,
+    campaign: Campaign,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    send_at: datetime | None = None,
 ) -> PreflightReport:
     """The report when nothing blocks; otherwise DomainError `preflight_failed` listing why."""
-    report = run_preflight(session, campaign, settings, now=now)
+    report = run_preflight(session, campaign, settings, now=now, send_at=send_at)
     if report.blocking:
         reasons = "; ".join(f.message for f in report.blocking)
         raise DomainError(
