@@ -26,7 +26,32 @@ StagedRow = tuple[Any, ...]
 TagRow = tuple[str, str, str]  # (email_key, tag_key, tag_name)
 InvalidSink = Callable[[str, int, str], None]
 
-_encode_attributes = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _attribute_encoder(columns: tuple[tuple[int, str], ...]) -> Callable[[list[str], int], Any]:
+    """Row cells → attributes JSON text (None if all empty). Plain values (printable, no quote
+    or backslash: nearly all) are spliced in directly, a few times faster than json."""
+    keys = [(i, _encode_json(name) + ': "') for i, name in columns]
+
+    def encode(cells: list[str], n: int) -> str | None:
+        parts = []
+        for i, key in keys:
+            if i < n and (value := cells[i].strip()):
+                if '"' in value or "\\" in value or not value.isprintable():
+                    return _encode_json(dict(_pairs(columns, cells, n)))
+                parts.append(key + value + '"')
+        return "{" + ", ".join(parts) + "}" if parts else None
+
+    return encode
+
+
+def _pairs(
+    columns: tuple[tuple[int, str], ...], cells: list[str], n: int
+) -> Iterator[tuple[str, str]]:
+    for i, name in columns:
+        if i < n and (value := cells[i].strip()):
+            yield name, value
 
 
 def _forced_consent(file_name: str) -> Consent | None:
@@ -92,6 +117,7 @@ def staged_rows(
     time_cols = fields.get("opt_in_time", ())
     ip_cols = fields.get("opt_in_ip", ())
     attribute_cols = fmt.columns.attributes
+    encode_attributes = _attribute_encoder(attribute_cols)
     forced = _forced_consent(fmt.path.name)
     has_consent_column = consent_i != _ABSENT
     read_time = time_reader(now, naive_text=naive_times)
@@ -136,11 +162,7 @@ def staged_rows(
                 if i < n and (value := cells[i].strip()):
                     consent_ip = value[:IP_MAX]
                     break
-        attributes = None
-        if attribute_cols:
-            found = {k: v for i, k in attribute_cols if i < n and (v := cells[i].strip())}
-            if found:
-                attributes = _encode_attributes(found)
+        attributes = encode_attributes(cells, n) if attribute_cols else None
         if tags_i < n and (cell := cells[tags_i].strip()):
             for tag in split_tags(cell):
                 tags_out.append((key, tag_key(tag), tag[:TAG_MAX]))
