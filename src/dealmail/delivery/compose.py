@@ -329,7 +329,7 @@ class Composer:
         subject: str = context["subject"]
         message_id = f"<{secrets.token_hex(12)}.{serial}@{self.domain}>"
         to_header = mime.address(context["full_name"] or None, recipient.email)
-        signed = sign_unsubscribe(self.secret, recipient.customer_id, self.campaign_id)
+        signed = context["unsubscribe_url"].rsplit("/u/", 1)[1]
         list_unsubscribe = (
             f"<{context['unsubscribe_url']}>,\r\n <{unsubscribe_mailto(self.domain, signed)}>"
         )
