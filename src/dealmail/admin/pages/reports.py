@@ -58,7 +58,10 @@ def _funnel(report: CampaignReport) -> None:
     chart = (
         alt.Chart(alt.InlineData(values=stages))
         .mark_bar()
-        .encode(x=alt.X("count:Q", title=None), y=alt.Y("stage:N", title=None))
+        .encode(
+            x=alt.X("count:Q", title=None, axis=alt.Axis(format="d", tickMinStep=1)),
+            y=alt.Y("stage:N", title=None),
+        )
         .properties(height=160)
     )
     st.altair_chart(chart, width="stretch")
@@ -80,7 +83,10 @@ def _bar(rows: list[dict[str, Any]], x: str, y: str, title: str, x_type: str = "
     chart = (
         alt.Chart(alt.InlineData(values=rows))
         .mark_bar()
-        .encode(x=alt.X(f"{x}:{x_type}", title=None), y=alt.Y(f"{y}:Q", title=None))
+        .encode(
+            x=alt.X(f"{x}:{x_type}", title=None),
+            y=alt.Y(f"{y}:Q", title=None, axis=alt.Axis(format="d", tickMinStep=1)),
+        )
         .properties(height=220)
     )
     st.altair_chart(chart, width="stretch")
