@@ -47,6 +47,7 @@ from dealmail.contacts.consent import EVENT_FOR_REASON, SUPPRESSION_STATUS
 from dealmail.contacts.csvread import FileFormat, detect_format
 from dealmail.contacts.identity import tag_key
 from dealmail.contacts.rows import IP_MAX, NAME_MAX, PHONE_MAX, SOURCE_MAX, TagRow, staged_rows
+from dealmail.errors import InvalidInput
 from dealmail.models import (
     ConsentKind,
     CustomerStatus,
@@ -173,9 +174,11 @@ def import_contacts(
     formats = inspect_files(paths, overrides)  # every file must be readable before any write
     extra_tags = list(dict.fromkeys(" ".join(t.split())[:100] for t in tags if t.strip()))
     report = ImportReport([f.path.name for f in formats], dry_run, extra_tags)
+    if not formats:
+        raise InvalidInput("no files to import", code="no_files")
     connection = session.connection()
+    roomy = _roomy_cache(connection)
     try:
-        roomy = _roomy_cache(connection)
         _create_staging(connection)
         done = 0
         for file_no, fmt in enumerate(formats):
@@ -186,10 +189,11 @@ def import_contacts(
         sources = [f"import:{fmt.path.name}"[:SOURCE_MAX] for fmt in formats]
         _merge(connection, report, extra_tags, now, sources)
         _drop_staging(connection)
-        roomy.restore()
     except BaseException:
+        roomy.restore()
         session.rollback()
         raise
+    roomy.restore()
     if dry_run:
         session.rollback()
     else:

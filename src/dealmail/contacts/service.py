@@ -39,6 +39,8 @@ def unsubscribe(
     """Withdraw consent and suppress the address (also when no customer has it, so a later
     import cannot subscribe it). False if the customer was already unsubscribed."""
     detail = {"campaign_id": campaign_id} if campaign_id is not None else None
+    if isinstance(email_or_customer, str) and not email_or_customer.strip():
+        raise InvalidInput("which address?", code="no_address")
     if isinstance(email_or_customer, Customer):
         customer: Customer | None = email_or_customer
     else:
