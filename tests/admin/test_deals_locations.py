@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import date
 
 from admin_support import errors, image_captions, submit, texts
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dealmail.deals.service import get_deal
 from dealmail.locations.service import list_devices, list_locations
+from dealmail.models import Location
 
 Open = Callable[[str], AppTest]
 Reading = Callable[[], AbstractContextManager[Session]]
@@ -54,6 +56,28 @@ def test_deal_errors_are_shown(open_page: Open) -> None:
     at.radio(key="deal_validity").set_value("Until a date")
     submit(at, "Create deal")
     assert errors(at) == ["Choose the last valid day."]
+
+
+def test_deal_until_a_day_at_one_location(
+    open_page: Open, session: Session, reading: Reading
+) -> None:
+    session.add(Location(name="Harbour", timezone="UTC"))
+    session.commit()
+    session.close()
+    at = open_page("deals.py")
+    _new_deal(at, "harbour-coffee", "free_item", "", "A free coffee")
+    at.radio(key="deal_validity").set_value("Until a date")
+    at.date_input(key="deal_until").set_value(date(date.today().year + 1, 3, 31))
+    [places] = [m for m in at.multiselect if m.label.startswith("Valid only at")]
+    places.set_value(["Harbour"])
+    submit(at, "Create deal")
+    assert "Deal 'harbour-coffee' created." in texts(at)
+    assert list(at.dataframe[0].value["locations"]) == ["Harbour"]
+    with reading() as check:
+        deal = get_deal(check, "harbour-coffee")
+        assert [place.name for place in deal.locations] == ["Harbour"]
+        assert deal.valid_until is not None
+        assert deal.valid_until.date() == date(date.today().year + 1, 3, 31)
 
 
 def test_add_location_and_refuse_a_duplicate(open_page: Open, reading: Reading) -> None:

@@ -1,13 +1,12 @@
-"""Deals: what a coupon is worth; list and create."""
+"""Deals: what a coupon is worth; list and create (the deals service has no edit yet)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, time
 
 import streamlit as st
 
 from dealmail.admin._ui import attempt, db, require_login, table
 from dealmail.deals.service import DealInput, create_deal, describe, list_deals
+from dealmail.locations.service import list_locations
 from dealmail.models import DealKind
 
 KIND_LABELS = {
@@ -20,7 +19,7 @@ KIND_LABELS = {
 VALIDITY = ("No end date", "N days after sending", "Until a date")
 
 
-def _create_form() -> None:
+def _create_form(location_names: list[str]) -> None:
     st.subheader("New deal")
     with st.form("create_deal"):
         name = st.text_input("Name (for you; e.g. spring-10)", key="deal_name")
@@ -37,15 +36,15 @@ def _create_form() -> None:
         days = left.number_input("Days after sending", 1, 3650, 30, key="deal_days")
         until = right.date_input("Last valid day", value=None, key="deal_until")
         uses = st.number_input("Uses per coupon", 1, 100, 1, key="deal_uses")
+        places = st.multiselect(
+            "Valid only at these locations (none chosen: everywhere)", location_names
+        )
         submitted = st.form_submit_button("Create deal", type="primary")
     if not submitted:
         return
-    valid_until = None
-    if validity == VALIDITY[2]:
-        if until is None:
-            st.error("Choose the last valid day.")
-            return
-        valid_until = datetime.combine(until, time(23, 59, 59), tzinfo=UTC)
+    if validity == VALIDITY[2] and until is None:
+        st.error("Choose the last valid day.")
+        return
     data = DealInput(
         name=name.strip(),
         kind=str(kind),
@@ -53,9 +52,10 @@ def _create_form() -> None:
         value=value.strip() or None,
         currency=currency.strip() or None,
         terms=terms or None,
-        valid_until=valid_until,
+        valid_until=until if validity == VALIDITY[2] else None,  # a whole day, shop time
         valid_days=int(days) if validity == VALIDITY[1] else None,
         uses_per_coupon=int(uses),
+        locations=tuple(places),
     )
     with db() as session:
         attempt(lambda: create_deal(session, data), success=f"Deal {data.name!r} created.")
@@ -64,7 +64,9 @@ def _create_form() -> None:
 def main() -> None:
     require_login()
     st.title("Deals")
-    _create_form()
+    with db() as session:
+        location_names = [location.name for location in list_locations(session)]
+    _create_form(location_names)
     st.subheader("Your deals")
     with db() as session:
         rows = [describe(deal) for deal in list_deals(session)]
@@ -77,6 +79,7 @@ def main() -> None:
                 "valid until": row["valid_until"]
                 or (f"{row['valid_days']} days after sending" if row["valid_days"] else "no end"),
                 "uses per coupon": row["uses_per_coupon"],
+                "locations": ", ".join(row["locations"]) or "all",
                 "expired": "yes" if row["expired"] else "",
             }
             for row in rows
