@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from dealmail import shop
 from dealmail.config import Settings
-from dealmail.coupons import guard, redeem
+from dealmail.coupons import guard, redeem, voids
 from dealmail.coupons.tokens import format_short_code
 from dealmail.errors import DomainError
 from dealmail.locations.service import DeviceInfo
@@ -234,14 +234,14 @@ def test_void_appends_and_frees_a_use(session: Session, secret: bytes, till: Dev
     now = utcnow()
     done = redeem.redeem(session, secret, till, coupon.token, now=now)
     rid = done.body["redemption"]["id"]
-    voided = redeem.void(session, till, rid, "wrong customer", 30, now=now + timedelta(minutes=5))
+    voided = voids.void(session, till, rid, "wrong customer", 30, now=now + timedelta(minutes=5))
     assert voided.status_code == 201
     assert voided.body["void"]["voids_id"] == rid
     assert voided.body["redemption"]["voided_by_id"] == voided.body["void"]["id"]
     assert _uses(session, coupon.id) == 0
     assert session.scalar(select(func.count()).select_from(Redemption)) == 2
     with pytest.raises(DomainError) as caught:
-        redeem.void(session, till, rid, "again", 30)
+        voids.void(session, till, rid, "again", 30)
     assert caught.value.code == "already_voided"
     # the freed use can be redeemed again
     assert redeem.redeem(session, secret, till, coupon.token).status_code == 201
@@ -254,11 +254,11 @@ def test_void_rules(session: Session, secret: bytes, till: DeviceInfo) -> None:
     now = utcnow()
     rid = redeem.redeem(session, secret, till, coupon.token, now=now).body["redemption"]["id"]
     checks = [
-        (lambda: redeem.void(session, till, rid, "  ", 30), "invalid_input"),
-        (lambda: redeem.void(session, till, 999_999, "x", 30), "redemption_not_found"),
-        (lambda: redeem.void(session, elsewhere, rid, "x", 30), "other_location"),
+        (lambda: voids.void(session, till, rid, "  ", 30), "invalid_input"),
+        (lambda: voids.void(session, till, 999_999, "x", 30), "redemption_not_found"),
+        (lambda: voids.void(session, elsewhere, rid, "x", 30), "other_location"),
         (
-            lambda: redeem.void(session, till, rid, "x", 30, now=now + timedelta(minutes=31)),
+            lambda: voids.void(session, till, rid, "x", 30, now=now + timedelta(minutes=31)),
             "void_window_closed",
         ),
     ]
@@ -284,9 +284,9 @@ def test_list_since_pages_through_this_locations_rows(
             redeem.redeem(session, secret, till, coupon.token, now=at).body["redemption"]["id"]
         )
     redeem.redeem(session, secret, elsewhere, make_coupon(session, secret, deal).token)
-    page = redeem.list_since(session, till, since=start + timedelta(minutes=1), limit=2)
+    page = voids.list_since(session, till, since=start + timedelta(minutes=1), limit=2)
     assert [item["id"] for item in page["items"]] == ids[1:3]
-    rest = redeem.list_since(session, till, after_id=page["next_after"], limit=10)
+    rest = voids.list_since(session, till, after_id=page["next_after"], limit=10)
     assert [item["id"] for item in rest["items"]] == ids[3:]
     assert rest["next_after"] is None
 

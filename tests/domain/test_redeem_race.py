@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from dealmail.config import Settings
 from dealmail.coupons import redeem
+from dealmail.coupons.verdicts import Answer
 from dealmail.db import make_engine, session_factory
 from dealmail.locations.service import DeviceInfo
 from dealmail.models import Coupon, Redemption
@@ -47,11 +48,11 @@ def _race(
     pool: ThreadPoolExecutor,
     key: str | None = None,
     same_device: bool = False,
-) -> list[redeem.Answer]:
+) -> list[Answer]:
     factory = session_factory(engine)
     barrier = threading.Barrier(CLIENTS)
 
-    def attempt(client: int) -> redeem.Answer:
+    def attempt(client: int) -> Answer:
         device = tills[0] if same_device else tills[client]
         with factory() as session:
             barrier.wait()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dealmail.coupons.redeem import HTTP_STATUS, CouponFacts, Outcome, classify
 from dealmail.coupons.validity import WindowState
+from dealmail.coupons.verdicts import HTTP_STATUS, CouponFacts, Outcome, classify
 
 BASE = CouponFacts(
     id=1,

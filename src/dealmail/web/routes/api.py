@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dealmail.coupons import redeem
+from dealmail.coupons import redeem, verdicts, voids
 from dealmail.errors import DomainError
 from dealmail.locations.service import DeviceInfo, authenticate_device
 from dealmail.web.routes._devices import client_ip, run_db
@@ -185,7 +185,7 @@ def _example(model: type[BaseModel], description: str, example: dict[str, Any]) 
 
 
 def _refusal(code: str) -> dict[str, Any]:
-    return {"code": code, "message": redeem.MESSAGES[redeem.Outcome(code)], "coupon": _COUPON}
+    return {"code": code, "message": verdicts.MESSAGES[verdicts.Outcome(code)], "coupon": _COUPON}
 
 
 _UNAUTHORIZED = _example(
@@ -230,7 +230,7 @@ def _problem(exc: DomainError) -> JSONResponse:
     return JSONResponse(exc.as_dict(), status_code=exc.http_status, headers=headers)
 
 
-def _answer(answer: redeem.Answer) -> JSONResponse:
+def _answer(answer: verdicts.Answer) -> JSONResponse:
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
@@ -342,7 +342,7 @@ def build_api(parent: FastAPI) -> FastAPI:
                         "example": {
                             "status": "already_redeemed",
                             "redeemable": False,
-                            "message": redeem.MESSAGES[redeem.Outcome.ALREADY_REDEEMED],
+                            "message": verdicts.MESSAGES[verdicts.Outcome.ALREADY_REDEEMED],
                             "coupon": _COUPON,
                             "last_redemption": _REDEMPTION,
                         }
@@ -362,7 +362,7 @@ def build_api(parent: FastAPI) -> FastAPI:
             str, Path(min_length=1, max_length=MAX_CODE, description="Token or short code.")
         ],
     ) -> JSONResponse:
-        def work(session: Session) -> redeem.Answer:
+        def work(session: Session) -> verdicts.Answer:
             device = _authenticated(session, _key(credentials))
             return redeem.validate(session, _secret(request), device, code, client_ip(request))
 
@@ -419,7 +419,7 @@ def build_api(parent: FastAPI) -> FastAPI:
             ),
         ] = None,
     ) -> JSONResponse:
-        def work(session: Session) -> redeem.Answer:
+        def work(session: Session) -> verdicts.Answer:
             device = _authenticated(session, _key(credentials))
             return redeem.redeem(
                 session,
@@ -478,9 +478,9 @@ def build_api(parent: FastAPI) -> FastAPI:
         credentials: Credentials,
         redemption_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ) -> JSONResponse:
-        def work(session: Session) -> redeem.Answer:
+        def work(session: Session) -> verdicts.Answer:
             device = _authenticated(session, _key(credentials))
-            return redeem.void(
+            return voids.void(
                 session, device, redemption_id, body.reason, settings.void_window_minutes
             )
 
@@ -511,13 +511,13 @@ def build_api(parent: FastAPI) -> FastAPI:
         after: Annotated[
             int | None, Query(ge=0, le=MAX_ID, description="`next_after` of the previous page.")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=redeem.MAX_PAGE)] = 100,
+        limit: Annotated[int, Query(ge=1, le=voids.MAX_PAGE)] = 100,
     ) -> JSONResponse:
         moment = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
 
         def work(session: Session) -> dict[str, Any]:
             device = _authenticated(session, _key(credentials))
-            return redeem.list_since(session, device, moment, after, limit)
+            return voids.list_since(session, device, moment, after, limit)
 
         return JSONResponse(await run_db(request.app.state, work))
 

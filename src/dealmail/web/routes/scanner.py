@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from dealmail.config import Settings
-from dealmail.coupons import guard, redeem
+from dealmail.coupons import guard, redeem, voids
 from dealmail.errors import DomainError
 from dealmail.locations import service as locations
 from dealmail.locations.service import DeviceInfo
@@ -275,7 +275,7 @@ async def scan_undo(
         if not _csrf_ok(settings, device, csrf):
             return _page(request, "scanner/forbidden.html", {}, status_code=403, device=device)
         try:
-            answer = redeem.void(
+            answer = voids.void(
                 session, device, redemption_id, UNDO_REASON, settings.void_window_minutes
             )
         except DomainError as exc:
