@@ -70,8 +70,9 @@ class RedemptionScope:
     start: datetime | None = None
     end: datetime | None = None
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        found: list[ColumnElement[bool]] = [live_redemption()]
+    def filters(self) -> list[ColumnElement[bool]]:
+        """The scope's own restrictions (campaign, location, period)."""
+        found: list[ColumnElement[bool]] = []
         if self.campaign_id is not None:
             found.append(Redemption.campaign_id == self.campaign_id)
         if self.location_id is not None:
@@ -81,3 +82,7 @@ class RedemptionScope:
         if self.end is not None:
             found.append(Redemption.redeemed_at < self.end)
         return found
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """The live redemptions within the scope."""
+        return [live_redemption(), *self.filters()]

@@ -149,33 +149,55 @@ class _Redeemed:
     discount: DiscountGiven
 
 
+def per_campaign_redemptions(conditions: list[ColumnElement[bool]]) -> Any:
+    """Live redemptions counted per campaign in one pass, before any join."""
+    return (
+        select(
+            Redemption.campaign_id.label("campaign_id"),
+            func.count().label("total"),
+            func.count(distinct(Redemption.coupon_id)).label("coupons"),
+            func.coalesce(func.sum(Redemption.discount_value), 0).label("known_sum"),
+            func.count(Redemption.discount_value).label("known"),
+        )
+        .where(live_redemption(), *conditions)
+        .group_by(Redemption.campaign_id)
+        .subquery()
+    )
+
+
+def discount_columns(counts: Any) -> tuple[Any, Any]:
+    """(amount, priced) of a per-campaign count joined with the campaign's deal: redemptions
+    with no recorded value count an amount-off deal's face value (see DISCOUNT_MEANING)."""
+    face_value = Deal.kind == DealKind.AMOUNT_OFF
+    amount = counts.c.known_sum + case(
+        (face_value, (counts.c.total - counts.c.known) * func.coalesce(Deal.value, 0)), else_=0
+    )
+    priced = case((face_value, counts.c.total), else_=counts.c.known)
+    return amount, priced
+
+
 def _redemptions(session: Session, ids: list[int] | None) -> dict[int | None, _Redeemed]:
-    """One pass over live redemptions; the deal (and currency) is the campaign's own."""
-    money = discount_value_expression()
+    """Counted per campaign first; the deal (and currency) is then the campaign's own."""
+    counts = per_campaign_redemptions(_in_campaigns(Redemption.campaign_id, ids))
+    amount, priced = discount_columns(counts)
     rows = session.execute(
         select(
-            Redemption.campaign_id,
-            func.max(Deal.currency),
-            func.count(),
-            func.count(distinct(Redemption.coupon_id)),
-            func.coalesce(func.sum(money), 0),
-            func.count(money),
+            counts.c.campaign_id, Deal.currency, counts.c.total, counts.c.coupons, amount, priced
         )
-        .join(Campaign, Campaign.id == Redemption.campaign_id)
+        .select_from(counts)
+        .join(Campaign, Campaign.id == counts.c.campaign_id)
         .outerjoin(Deal, Deal.id == Campaign.deal_id)
-        .where(*_in_campaigns(Redemption.campaign_id, ids), live_redemption())
-        .group_by(Redemption.campaign_id)
     )
     found: dict[int | None, _Redeemed] = {}
-    for campaign_id, currency, total, coupons, amount, priced in rows:
+    for campaign_id, currency, total, coupons, given, priced_count in rows:
         found[campaign_id] = _Redeemed(
             total=total,
             coupons=coupons,
             discount=DiscountGiven(
                 currency=currency,
-                amount=Decimal(amount).quantize(Decimal("0.01")),
+                amount=Decimal(given).quantize(Decimal("0.01")),
                 redemptions=total,
-                unpriced=total - priced,
+                unpriced=total - priced_count,
             ),
         )
     return found
