@@ -146,6 +146,12 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (Linux), robust to other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
     base: str, path: str, seconds: int, connections: int, script: Path | None, args: list[str]
 ) -> dict[str, float]:
@@ -249,9 +255,13 @@ def main() -> None:
                 arguments = [str(source), str(WRK_THREADS), name, key]
                 if name == "healthz":
                     run_wrk(base, "/", warm["seconds"], options.connections, script, arguments)
+                cpu_before = cpu_seconds(server.pid)
                 results[name] = run_wrk(
                     base, "/", options.seconds, options.connections, script, arguments
                 )
+                requests = results[name]["rps"] * options.seconds
+                cpu_used = cpu_seconds(server.pid) - cpu_before
+                results[name]["cpu_us"] = cpu_used / max(requests, 1) * 1e6
             else:
                 source = validate_tokens if name == "validate" else redeem_tokens
                 results[name] = asyncio.run(
@@ -260,7 +270,8 @@ def main() -> None:
             figures = results[name]
             print(
                 f"{name:9} {figures['rps']:8.0f} req/s  p50 {figures['p50']:6.1f} ms  "
-                f"p99 {figures['p99']:6.1f} ms  non-2xx {figures['non2xx']:.0f}",
+                f"p99 {figures['p99']:6.1f} ms  non-2xx {figures['non2xx']:.0f}  "
+                f"server CPU {figures.get('cpu_us', 0):6.0f} us/request",
                 flush=True,
             )
     finally:
