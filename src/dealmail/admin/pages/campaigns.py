@@ -217,7 +217,6 @@ def _controls(name: str, status: str) -> None:
                 attempt(lambda: control.cancel(session, name), success="Cancelled.")
 
 
-@st.fragment(run_every=PROGRESS_SECONDS)
 def _progress(name: str) -> None:
     with db() as session:
         status = attempt(lambda: control.campaign_status(session, name))
@@ -234,6 +233,10 @@ def _progress(name: str) -> None:
     eta = status.get("eta_seconds")
     extra = f" · about {int(eta)} s left" if isinstance(eta, int | float) and eta else ""
     st.caption(f"{status['rate']} messages/s{extra}")
+
+
+# While sending, the progress block alone reruns every few seconds (not the whole screen).
+_live_progress = st.fragment(run_every=PROGRESS_SECONDS)(_progress)
 
 
 def main() -> None:
@@ -263,7 +266,9 @@ def main() -> None:
     if described.get("send_at") and status == CampaignStatus.SCHEDULED:
         send_at = datetime.fromisoformat(described["send_at"])
         st.caption(f"Scheduled for {local_time(send_at, zone)}")
-    if status in (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT):
+    if status == CampaignStatus.SENDING:
+        _live_progress(choice)
+    elif status in (CampaignStatus.PAUSED, CampaignStatus.SENT, CampaignStatus.CANCELLED):
         _progress(choice)
     _controls(choice, status)
     if status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED):
