@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from dealmail.config import Settings
 from dealmail.contacts.identity import email_hash, email_key
+from dealmail.delivery.envelope import ComposedMessage
 from dealmail.models import Campaign, CampaignStatus, Customer, Deal
 
 # A light custom template: these tests measure the queue, not rendering.
@@ -199,4 +200,23 @@ def start_worker(env: dict[str, str], log_path: Any, *args: str) -> Any:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+    )
+
+
+def message(to: str = "ann@example.com", row: int = 1) -> ComposedMessage:
+    raw = (
+        f"From: shop@shop.example\r\nTo: {to}\r\nSubject: Hello\r\n"
+        f"Message-ID: <{row}@shop.example>\r\n\r\nHello there\r\n"
+    ).encode()
+    return ComposedMessage(
+        message_row_id=row,
+        envelope_from="shop@shop.example",
+        recipients=(to,),
+        raw=raw,
+        message_id=f"<{row}@shop.example>",
+        subject="Hello",
+        from_header="shop@shop.example",
+        to_header=to,
+        html="<p>Hello there</p>",
+        text="Hello there",
     )

@@ -20,30 +20,10 @@ from dealmail.delivery.backends import backend_name, get_backend
 from dealmail.delivery.backends.base import FailureKind, SendError
 from dealmail.delivery.backends.file import FileBackend
 from dealmail.delivery.backends.smtp import SmtpBackend
-from dealmail.delivery.envelope import ComposedMessage
 from dealmail.errors import ConfigurationError
-from delivery_support import RecordingHandler, free_port
+from delivery_support import RecordingHandler, free_port, message
 
 USER, PASSWORD = "shop", "correct horse battery staple"
-
-
-def message(to: str = "ann@example.com", row: int = 1) -> ComposedMessage:
-    raw = (
-        f"From: shop@shop.example\r\nTo: {to}\r\nSubject: Hello\r\n"
-        f"Message-ID: <{row}@shop.example>\r\n\r\nHello there\r\n"
-    ).encode()
-    return ComposedMessage(
-        message_row_id=row,
-        envelope_from="shop@shop.example",
-        recipients=(to,),
-        raw=raw,
-        message_id=f"<{row}@shop.example>",
-        subject="Hello",
-        from_header="shop@shop.example",
-        to_header=to,
-        html="<p>Hello there</p>",
-        text="Hello there",
-    )
 
 
 @pytest.fixture(scope="module")

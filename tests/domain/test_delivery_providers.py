@@ -29,7 +29,7 @@ from dealmail.delivery.backends.ses import SesBackend
 from dealmail.delivery.materialise import materialise
 from dealmail.delivery.worker import Worker
 from dealmail.models import AttemptLog, Message
-from delivery_support import add_campaign, add_customers, add_deal, ready_shop
+from delivery_support import add_campaign, add_customers, add_deal, message, ready_shop
 
 API_KEY = "SG.test-key"
 
@@ -154,8 +154,6 @@ def test_ses_throttling_is_temporary_and_rejection_permanent() -> None:
             {"SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 14.0, "SentLast24Hours": 3.0}},
         )
         backend = SesBackend("us-east-1", client=client)
-        from test_delivery_backends import message
-
         kinds = []
         for _ in range(3):
             with pytest.raises(SendError) as raised:

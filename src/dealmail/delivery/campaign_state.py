@@ -47,15 +47,21 @@ def move(
     return True
 
 
-def start_due(session: Session, now: datetime | None = None) -> list[int]:
-    """Scheduled campaigns whose time has come start sending (the first worker to look wins)."""
+def start_due(
+    session: Session, now: datetime | None = None, reader: Session | None = None
+) -> list[int]:
+    """Scheduled campaigns whose time has come start sending (the first worker to look wins).
+
+    `reader` (a read-only session) does the looking, so an idle check takes no write lock.
+    """
     now = now or utcnow()
-    due = session.scalars(
+    looking = reader or session
+    due = looking.scalars(
         select(Campaign.id).where(
             Campaign.status == CampaignStatus.SCHEDULED, Campaign.send_at <= now
         )
     ).all()
-    session.rollback()
+    looking.rollback()
     return [
         cid
         for cid in due
@@ -73,17 +79,20 @@ def unmaterialised(session: Session) -> list[int]:
     return list(ids)
 
 
-def finish_done(session: Session, now: datetime | None = None) -> list[int]:
+def finish_done(
+    session: Session, now: datetime | None = None, reader: Session | None = None
+) -> list[int]:
     """Sending campaigns with every message settled become sent."""
+    looking = reader or session
     open_messages = exists().where(Message.campaign_id == Campaign.id, Message.status.in_(OPEN))
-    done = session.scalars(
+    done = looking.scalars(
         select(Campaign.id).where(
             Campaign.status == CampaignStatus.SENDING,
             Campaign.materialised_at.is_not(None),
             ~open_messages,
         )
     ).all()
-    session.rollback()
+    looking.rollback()
     finished = []
     for cid in done:
         campaign = _locked(session, cid)

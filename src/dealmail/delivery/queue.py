@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dealmail.config import Settings
@@ -28,6 +28,7 @@ from dealmail.models import (
     Customer,
     Message,
     MessageStatus,
+    UTCDateTime,
     utcnow,
 )
 
@@ -203,8 +204,10 @@ def record_sent(
     result: SendResult,
     message_id_header: str | None,
     now: datetime | None = None,
+    *,
+    commit: bool = True,
 ) -> None:
-    """The backend accepted the message; commits. Recorded even if the lease was lost meanwhile."""
+    """The backend accepted the message. Recorded even if the lease was lost meanwhile."""
     now = now or utcnow()
     session.execute(
         update(Message)
@@ -225,7 +228,70 @@ def record_sent(
         .execution_options(synchronize_session=False)
     )
     session.add(_attempt(message.id, now, MessageStatus.SENT, worker, None, None))
-    session.commit()
+    if commit:
+        session.commit()
+
+
+@dataclass(frozen=True)
+class Delivered:
+    message: Claimed
+    result: SendResult
+    message_id_header: str | None
+    at: datetime
+
+
+_SENT = (
+    update(Message)
+    .where(Message.id == bindparam("mid"))
+    .values(
+        status=MessageStatus.SENT.value,
+        attempts=Message.attempts + 1,
+        first_attempt_at=func.coalesce(
+            Message.first_attempt_at, bindparam("at", type_=UTCDateTime())
+        ),
+        sent_at=bindparam("at", type_=UTCDateTime()),
+        provider_message_id=bindparam("pid"),
+        message_id_header=bindparam("mh"),
+        last_error=None,
+        error_kind=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("at", type_=UTCDateTime()),
+    )
+)
+
+
+def record_sent_many(session: Session, delivered: Sequence[Delivered], worker: str) -> None:
+    """Several accepted messages in two statements (no commit): the worker's group commit."""
+    if not delivered:
+        return
+    connection = session.connection()
+    connection.execute(
+        _SENT,
+        [
+            {
+                "mid": d.message.id,
+                "at": d.at,
+                "pid": d.result.provider_message_id,
+                "mh": d.message_id_header,
+            }
+            for d in delivered
+        ],
+    )
+    connection.execute(
+        insert(AttemptLog),
+        [
+            {
+                "message_id": d.message.id,
+                "at": d.at,
+                "outcome": MessageStatus.SENT.value,
+                "code": None,
+                "detail": None,
+                "worker": worker,
+            }
+            for d in delivered
+        ],
+    )
 
 
 def record_failure(
@@ -237,8 +303,9 @@ def record_failure(
     horizon: timedelta,
     retry_base: float,
     now: datetime | None = None,
+    commit: bool = True,
 ) -> str:
-    """Defer, bounce (and suppress), or fail the message; commits. Returns the new status."""
+    """Defer, bounce (and suppress), or fail the message. Returns the new status."""
     now = now or utcnow()
     first = message.first_attempt_at or now
     attempts = message.attempts + 1
@@ -279,8 +346,9 @@ def record_failure(
         .execution_options(synchronize_session=False)
     )
     if not getattr(updated, "rowcount", 1):
-        session.rollback()
-        return MessageStatus.SENDING
+        if commit:
+            session.rollback()
+        return MessageStatus.SENDING  # nothing changed: the message is someone else's now
     session.add(_attempt(message.id, now, status, worker, error.code, detail))
     if status == MessageStatus.BOUNCED and message.customer_id is not None:
         customer = session.get(Customer, message.customer_id)
@@ -292,5 +360,6 @@ def record_failure(
                 source=f"delivery:{error.code or 'bounce'}",
                 detail={"message_id": message.id, "reply": detail[:500]},
             )
-    session.commit()
+    if commit:
+        session.commit()
     return status

@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -26,14 +27,21 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealmail.config import Settings
-from dealmail.db import get_engine, session_factory
+from dealmail.db import get_engine, read_only, session_factory
 from dealmail.delivery import campaign_state, rate
 from dealmail.delivery import queue as message_queue
-from dealmail.delivery.backends import Backend, FailureKind, SendError, backend_name, get_backend
+from dealmail.delivery.backends import (
+    Backend,
+    FailureKind,
+    SendError,
+    SendResult,
+    backend_name,
+    get_backend,
+)
 from dealmail.delivery.compose import Composer
 from dealmail.delivery.envelope import ComposedMessage
 from dealmail.delivery.materialise import materialise_batch
-from dealmail.delivery.queue import Claimed
+from dealmail.delivery.queue import Claimed, Delivered
 from dealmail.delivery.retry import is_systemic
 from dealmail.models import (
     Campaign,
@@ -48,6 +56,7 @@ from dealmail.shop import ShopSettings, get_shop_settings
 log = logging.getLogger("dealmail.worker")
 
 HEARTBEAT_SECONDS = 5.0
+CAMPAIGN_CHECK_SECONDS = 1.0
 WORKER_STALE_SECONDS = 30.0
 SETTINGS_REFRESH_SECONDS = 5.0
 PRUNE_SECONDS = 300.0
@@ -56,6 +65,9 @@ IDLE_GRACE_SECONDS = 5.0
 PAUSE_WINDOW = 50
 PAUSE_SHARE = 0.9
 RESERVE_AHEAD = 10
+GROUP_MAX = 20
+SWITCH_INTERVAL = 0.0005
+GROUP_SECONDS = 0.2
 LONG_WAIT_SECONDS = 5.0
 
 
@@ -92,6 +104,8 @@ class Worker:
         self.name = name or worker_name()
         self.engine = engine or get_engine(settings)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        # Reads that need no lock: on SQLite a DEFERRED transaction never waits on writers.
+        self.readers: sessionmaker[Session] = session_factory(read_only(self.engine))
         self.batch_size = batch_size or settings.worker_batch_size
         self.max_threads = max(1, connections or settings.smtp_connections)
         self.lease_seconds = settings.lease_seconds
@@ -121,9 +135,11 @@ class Worker:
 
     def run(self) -> int:
         """Until stopped (or idle with `until_idle`); returns how many messages were sent."""
-        with self.sessions() as session:
+        # Hand the GIL over sooner: a sender waiting on its socket should not sit out 5 ms.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        with self.sessions() as session, self.readers() as reader:
             self._heartbeat(session)
-            self._refresh_limits(session)
+            self._refresh_limits(reader)
         threads = [
             threading.Thread(target=self._sender, args=(n,), name=f"sender-{n}", daemon=True)
             for n in range(self.max_threads)
@@ -131,8 +147,8 @@ class Worker:
         for thread in threads:
             thread.start()
         try:
-            with self.sessions() as session:
-                self._main_loop(session)
+            with self.sessions() as session, self.readers() as reader:
+                self._main_loop(session, reader)
         finally:
             self.stop_event.set()
             for thread in threads:
@@ -150,51 +166,51 @@ class Worker:
             return True
         return False
 
-    def _main_loop(self, session: Session) -> None:
+    def _main_loop(self, session: Session, reader: Session) -> None:
         while not self.stop_event.is_set():
-            self._housekeeping(session)
+            self._housekeeping(session, reader)
             if self.outbox.qsize() < self.batch_size and self.limits.connections > 0:
                 claimed = message_queue.claim(
                     session, self.name, self.batch_size, self.lease_seconds, self.settings
                 )
                 if claimed:
-                    self._compose(session, claimed)
+                    self._prepare(session, reader, claimed)
                     continue
-            if self.until_idle and self._idle(session):
+            if self.until_idle and self._idle(session, reader):
                 return
             self.stop_event.wait(self.settings.worker_poll_seconds if self.outbox.empty() else 0.05)
 
-    def _housekeeping(self, session: Session) -> None:
+    def _housekeeping(self, session: Session, reader: Session) -> None:
         if self._every("heartbeat", HEARTBEAT_SECONDS):
             self._heartbeat(session)
         if self._every("settings", SETTINGS_REFRESH_SECONDS):
-            self._refresh_limits(session)
+            self._refresh_limits(reader)
         if self._every("renew", self.lease_seconds / 3):
             message_queue.renew(session, self.name, self.lease_seconds)
         if self._every("requeue", max(1.0, self.lease_seconds / 4)):
             message_queue.requeue_expired(session)
-        if self._every("campaigns", self.settings.worker_poll_seconds):
-            for cid in campaign_state.start_due(session):
+        if self._every("campaigns", max(CAMPAIGN_CHECK_SECONDS, self.settings.worker_poll_seconds)):
+            for cid in campaign_state.start_due(session, reader=reader):
                 log.info("campaign %s: scheduled time reached, sending", cid)
             deadline = time.monotonic() + 1.0
-            for cid in campaign_state.unmaterialised(session):
+            for cid in campaign_state.unmaterialised(reader):
                 while materialise_batch(session, cid) is not None and time.monotonic() < deadline:
                     pass
-            for cid in campaign_state.finish_done(session):
+            for cid in campaign_state.finish_done(session, reader=reader):
                 log.info("campaign %s: sent", cid)
             known = list(self.campaign_status)
             if known:
-                self.campaign_status.update(campaign_state.statuses(session, known))
+                self.campaign_status.update(campaign_state.statuses(reader, known))
         if self._every("prune", PRUNE_SECONDS):
             rate.prune(session, self.limits.windows)
 
-    def _idle(self, session: Session) -> bool:
+    def _idle(self, session: Session, reader: Session) -> bool:
         """Nothing in hand, and nothing due or about to be (retries, expiring leases, schedules)."""
         if self.outbox.unfinished_tasks:  # queued, or taken by a sender and not yet recorded
             return False
         soon = utcnow() + timedelta(seconds=IDLE_GRACE_SECONDS)
         sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
-        waiting = session.scalar(
+        waiting = reader.scalar(
             select(Message.id)
             .where(
                 Message.campaign_id.in_(sending.scalar_subquery()),
@@ -203,7 +219,7 @@ class Worker:
             )
             .limit(1)
         )
-        pending_campaign = session.scalar(
+        pending_campaign = reader.scalar(
             select(Campaign.id)
             .where(
                 ((Campaign.status == CampaignStatus.SCHEDULED) & (Campaign.send_at <= soon))
@@ -211,9 +227,9 @@ class Worker:
             )
             .limit(1)
         )
-        session.rollback()
+        reader.rollback()
         if waiting is None and pending_campaign is None:
-            campaign_state.finish_done(session)
+            campaign_state.finish_done(session, reader=reader)
             return True
         return False
 
@@ -297,18 +313,23 @@ class Worker:
             self.composers[key] = composer
         return composer
 
-    def _compose(self, session: Session, claimed: list[Claimed]) -> None:
+    def _prepare(self, session: Session, reader: Session, claimed: list[Claimed]) -> None:
+        """Compose the claimed messages (CPU only) for the senders, while they are sending.
+
+        Composing here overlaps with the senders' network waits; the short GIL switch interval
+        (see `run`) keeps a sender whose reply has arrived from waiting on this thread.
+        """
         by_campaign: dict[int, list[Claimed]] = {}
         for message in claimed:
             by_campaign.setdefault(message.campaign_id, []).append(message)
         for campaign_id, messages in by_campaign.items():
             self.campaign_status.setdefault(campaign_id, CampaignStatus.SENDING)
             try:
-                composer = self._composer(session, campaign_id)
-                recipients = composer.load_recipients(session, [m.id for m in messages])
-                session.rollback()
+                composer = self._composer(reader, campaign_id)
+                recipients = composer.load_recipients(reader, [m.id for m in messages])
+                reader.rollback()
             except Exception as exc:  # a broken campaign must not stop the worker
-                session.rollback()
+                reader.rollback()
                 log.exception("campaign %s: cannot prepare its messages", campaign_id)
                 for message in messages:
                     self._record_failure(session, message, _compose_error(exc))
@@ -339,9 +360,11 @@ class Worker:
         backend: Backend | None = None
         slots: deque[float] = deque()
         with self.sessions() as session:
+            batch = ResultBatch(self, session)
             try:
                 while not self.stop_event.is_set():
                     if index >= self.limits.connections:
+                        batch.flush()
                         if backend is not None:
                             backend.close()
                             backend = None
@@ -350,22 +373,27 @@ class Worker:
                     try:
                         item = self.outbox.get(timeout=0.2)
                     except queue.Empty:
+                        batch.flush()
                         continue
                     try:
                         if backend is None:
                             backend = self._make_backend()
-                        self._deliver(session, backend, item, slots)
+                        batch.add(self._deliver(session, backend, item, slots, batch))
                     except Exception:  # never let one message kill the sender
                         log.exception("message %s: unexpected error", item.claimed.id)
                         session.rollback()
                         message_queue.release(session, self.name, [item.claimed.id])
-                    finally:
-                        self.outbox.task_done()
+                        batch.add(None)
+                    if batch.due() or self.outbox.empty():
+                        batch.flush()
             finally:
+                batch.flush()
                 if backend is not None:
                     backend.close()
 
-    def _wait_for_slot(self, session: Session, slots: deque[float]) -> float | None:
+    def _wait_for_slot(
+        self, session: Session, slots: deque[float], batch: ResultBatch
+    ) -> float | None:
         """Block until a reserved slot is due; None means wait long (release the message)."""
         windows = self.limits.windows
         if not windows:
@@ -376,9 +404,11 @@ class Worker:
                 now = time.monotonic()
                 if now <= deadline + rate.GUARD_SECONDS / 2:
                     if deadline > now:
+                        batch.flush()  # never sit on results while waiting
                         self.stop_event.wait(deadline - now)
                     return deadline
                 # Too late for this slot: sending now could crowd the next window. Drop it.
+            batch.flush()
             reservation = rate.reserve(session, RESERVE_AHEAD, windows, self.name)
             reference = time.monotonic()
             slots.extend(reference + delay for delay in reservation.delays)
@@ -389,28 +419,44 @@ class Worker:
         return None
 
     def _deliver(
-        self, session: Session, backend: Backend, item: Outgoing, slots: deque[float]
-    ) -> None:
+        self,
+        session: Session,
+        backend: Backend,
+        item: Outgoing,
+        slots: deque[float],
+        batch: ResultBatch,
+    ) -> Outcome | None:
         message = item.claimed
         if self.campaign_status.get(message.campaign_id) != CampaignStatus.SENDING:
             message_queue.release(session, self.name, [message.id])
-            return
-        if self._wait_for_slot(session, slots) is None or self.stop_event.is_set():
+            return None
+        composed = item.composed
+        if self._wait_for_slot(session, slots, batch) is None or self.stop_event.is_set():
             message_queue.release(session, self.name, [message.id], not_before=self._later())
-            return
+            return None
         try:
-            result = backend.send(item.composed)
+            result = backend.send(composed)
         except SendError as exc:
-            self._record_failure(session, message, exc)
-            return
-        message_queue.record_sent(session, message, self.name, result, item.composed.message_id)
-        self.sent += 1
-        self._observe(session, message.campaign_id, failed_systemically=False, error=None)
+            return Outcome(message, None, exc, None, utcnow())
+        return Outcome(message, result, None, composed.message_id, utcnow())
 
     def _later(self) -> datetime | None:
         return None if self.stop_event.is_set() else utcnow() + timedelta(seconds=LONG_WAIT_SECONDS)
 
-    def _record_failure(self, session: Session, message: Claimed, error: SendError) -> None:
+    def _record(self, session: Session, outcome: Outcome, *, commit: bool) -> None:
+        message, error = outcome.claimed, outcome.error
+        if error is None:
+            assert outcome.result is not None
+            message_queue.record_sent(
+                session,
+                message,
+                self.name,
+                outcome.result,
+                outcome.message_id_header,
+                outcome.at,
+                commit=commit,
+            )
+            return
         status = message_queue.record_failure(
             session,
             message,
@@ -418,8 +464,13 @@ class Worker:
             error,
             horizon=self.horizon,
             retry_base=self.settings.retry_base_seconds,
+            now=outcome.at,
+            commit=commit,
         )
         log.info("message %s: %s (%s)", message.id, status, error)
+
+    def _record_failure(self, session: Session, message: Claimed, error: SendError) -> None:
+        self._record(session, Outcome(message, None, error, None, utcnow()), commit=True)
         self._observe(
             session, message.campaign_id, failed_systemically=is_systemic(error), error=error
         )
@@ -451,6 +502,76 @@ class Worker:
         ):
             log.warning("campaign %s: %s", campaign_id, reason)
         self.campaign_status[campaign_id] = CampaignStatus.PAUSED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    claimed: Claimed
+    result: SendResult | None
+    error: SendError | None
+    message_id_header: str | None
+    at: datetime
+
+
+class ResultBatch:
+    """Results of one sender, recorded in short transactions: alone when the sender is about to
+    wait, else with the few that finished meanwhile (group commit; SQLite writers queue on one
+    lock, so one commit per message would make workers wait on each other). A transaction never
+    spans a send; a crash loses at most these unrecorded results, whose messages are still leased
+    and so sent again: duplicates stay within the messages in flight."""
+
+    def __init__(self, worker: Worker, session: Session) -> None:
+        self.worker = worker
+        self.session = session
+        self.outcomes: list[Outcome] = []
+        self.handled = 0  # queue items taken, whose task_done waits for the commit
+        self.started = 0.0
+
+    def add(self, outcome: Outcome | None) -> None:
+        if not self.outcomes and not self.handled:
+            self.started = time.monotonic()
+        self.handled += 1
+        if outcome is not None:
+            self.outcomes.append(outcome)
+
+    def due(self) -> bool:
+        return len(self.outcomes) >= GROUP_MAX or time.monotonic() - self.started >= GROUP_SECONDS
+
+    def flush(self) -> None:
+        outcomes, handled = self.outcomes, self.handled
+        self.outcomes, self.handled = [], 0
+        if outcomes:
+            try:
+                delivered = [
+                    Delivered(o.claimed, o.result, o.message_id_header, o.at)
+                    for o in outcomes
+                    if o.result is not None
+                ]
+                message_queue.record_sent_many(self.session, delivered, self.worker.name)
+                for outcome in outcomes:
+                    if outcome.error is not None:
+                        self.worker._record(self.session, outcome, commit=False)
+                self.session.commit()
+            except Exception:
+                log.exception("recording %d results together failed; one by one", len(outcomes))
+                self.session.rollback()
+                for outcome in outcomes:
+                    try:
+                        self.worker._record(self.session, outcome, commit=True)
+                    except Exception:
+                        self.session.rollback()
+                        log.exception("message %s: result not recorded", outcome.claimed.id)
+            for outcome in outcomes:
+                if outcome.error is None:
+                    self.worker.sent += 1
+                self.worker._observe(
+                    self.session,
+                    outcome.claimed.campaign_id,
+                    failed_systemically=outcome.error is not None and is_systemic(outcome.error),
+                    error=outcome.error,
+                )
+        for _ in range(handled):
+            self.worker.outbox.task_done()
 
 
 def _compose_error(exc: Exception) -> SendError:
