@@ -172,3 +172,17 @@ def test_openapi_document_has_an_example_for_every_answer(api: Api) -> None:
                 if path is document["paths"].get("/me") and status == "200":
                     continue
                 assert "example" in response["content"]["application/json"], status
+
+
+def test_control_characters_and_out_of_range_dates_are_422_not_500(api: Api) -> None:
+    bad_reference = api.redeem(api.coupon.token, "nul", order_reference="A\x00B")
+    assert (bad_reference.status_code, bad_reference.json()["code"]) == (422, "invalid_input")
+    rid = api.redeem(api.coupon.token, "ok").json()["redemption"]["id"]
+    bad_reason = api.client.post(
+        f"/api/v1/redemptions/{rid}/void", json={"reason": "x\x00"}, headers=api.headers()
+    )
+    assert bad_reason.status_code == 422
+    early = api.client.get(
+        "/api/v1/redemptions", params={"since": "0001-01-01T00:00:00+14:00"}, headers=api.headers()
+    )
+    assert (early.status_code, early.json()["code"]) == (422, "invalid_request")

@@ -213,9 +213,10 @@ def _clean_reference(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if len(value) > MAX_ORDER_REFERENCE:
+    if len(value) > MAX_ORDER_REFERENCE or not value.isprintable():
         raise InvalidInput(
-            f"order_reference is at most {MAX_ORDER_REFERENCE} characters", code="invalid_input"
+            f"order_reference is at most {MAX_ORDER_REFERENCE} printable characters",
+            code="invalid_input",
         )
     return value or None
 

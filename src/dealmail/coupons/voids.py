@@ -29,8 +29,10 @@ def void(
     """Append a void row for a redemption made at this device's location, within the window."""
     now = now or utcnow()
     reason = " ".join((reason or "").split())
-    if not reason or len(reason) > MAX_REASON:
-        raise InvalidInput(f"a reason of 1-{MAX_REASON} characters is needed", code="invalid_input")
+    if not reason or len(reason) > MAX_REASON or not reason.isprintable():
+        raise InvalidInput(
+            f"a reason of 1-{MAX_REASON} printable characters is needed", code="invalid_input"
+        )
     original = session.get(Redemption, redemption_id)
     if original is None or original.voids_id is not None:
         raise NotFound(f"no redemption {redemption_id}", code="redemption_not_found")

@@ -514,6 +514,12 @@ def build_api(parent: FastAPI) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=voids.MAX_PAGE)] = 100,
     ) -> JSONResponse:
         moment = since.replace(tzinfo=UTC) if since and since.tzinfo is None else since
+        try:
+            moment = moment.astimezone(UTC) if moment else None
+        except OverflowError:
+            raise DomainError(
+                "since is out of range", code="invalid_request", http_status=422
+            ) from None
 
         def work(session: Session) -> dict[str, Any]:
             device = _authenticated(session, _key(credentials))
