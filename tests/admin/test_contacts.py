@@ -108,6 +108,12 @@ def test_find_a_customer_and_act(imported: AppTest, reading: Reading) -> None:
     at.text_input(key="customer_add_tag").input("regular")
     submit(at, "Tag")
     assert "Tagged 'regular'." in texts(at)
+    assert "tags: regular" in texts(at)
+    submit(at, "Remove tag")
+    assert "Tag 'regular' removed." in texts(at)
+    at.text_input(key="customer_add_tag").input("   ")
+    submit(at, "Tag")
+    assert errors(at) == ["a tag needs a name"]
     submit(at, "Unsubscribe")
     assert "anna@example.com unsubscribed." in texts(at)
     with reading() as session:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from admin_support import PASSWORD, errors, submit, texts
 from streamlit.testing.v1 import AppTest
 
 from dealmail.admin._ui import USER_KEY
 from dealmail.admin.screens import SCREENS
+from dealmail.cli.admin import APP_FILE, streamlit_argv
+from dealmail.config import get_settings, reset_settings_cache
 
 
 def _home(app: AppTest) -> AppTest:
@@ -71,3 +75,18 @@ def test_repeated_failures_are_slowed_down(app: AppTest, admin_user: str) -> Non
     _login(app, admin_user, PASSWORD)  # even the right password waits now
     assert "too many failed attempts" in errors(app)[0]
     assert USER_KEY not in app.session_state
+
+
+def test_dashboard_command_runs_streamlit_headless_on_the_admin_port(
+    settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALMAIL_ADMIN_PORT", "8765")
+    reset_settings_cache()
+    argv = streamlit_argv(get_settings().web_host, get_settings().admin_port)
+    assert argv[1:4] == ["-m", "streamlit", "run"]
+    assert Path(argv[4]) == APP_FILE
+    assert APP_FILE.exists()
+    options = dict(zip(argv[5::2], argv[6::2], strict=True))
+    assert options["--server.port"] == "8765"
+    assert options["--server.headless"] == "true"
+    assert options["--browser.gatherUsageStats"] == "false"

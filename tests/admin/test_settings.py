@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
+import pytest
 from admin_support import errors, submit, texts
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from dealmail.config import Settings
-from dealmail.shop import get_shop_settings
+from dealmail.campaigns.service import CampaignInput, create_campaign
+from dealmail.config import Settings, reset_settings_cache
+from dealmail.shop import get_shop_settings, set_settings
 
 Open = Callable[[str], AppTest]
 Reading = Callable[[], AbstractContextManager[Session]]
@@ -84,3 +87,24 @@ def test_send_a_test_needs_a_campaign(open_page: Open) -> None:
     at.text_input(key="bt_to").input("me@example.com")
     submit(at, "Send a test")
     assert errors(at) == ["Create a campaign first: the test sends its email."]
+
+
+def test_send_a_test_through_the_backend(
+    open_page: Open, session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox = tmp_path / "outbox"
+    monkeypatch.setenv("DEALMAIL_EMAIL_BACKEND", "file")
+    monkeypatch.setenv("DEALMAIL_FILE_BACKEND_DIR", str(outbox))
+    reset_settings_cache()
+    set_settings(session, {"postal_address": "1 Main St", "sender_email": "shop@example.com"})
+    create_campaign(session, "Hello", CampaignInput(subject="Hello from the shop"))
+    session.close()
+    at = open_page("settings.py")
+    at.text_input(key="bt_to").input("owner@example.com")
+    submit(at, "Send a test")
+    assert "Sent to owner@example.com through file" in texts(at)
+    [sent] = list(outbox.glob("*.eml"))
+    assert b"Hello from the shop" in sent.read_bytes()
+    at.text_input(key="bt_to").input("nobody")
+    submit(at, "Send a test")
+    assert errors(at)[0].startswith("--to:")
