@@ -38,7 +38,7 @@ def test_detect_dry_run_then_import(open_page: Open, reading: Reading) -> None:
     at = _upload(open_page("contacts.py"))
     shown = texts(at)
     assert "encoding **cp1252**" in shown
-    assert "delimiter **;**" in shown
+    assert "delimiter **semicolon**" in shown
     assert at.selectbox(key=next(k for k in _keys(at) if k.startswith("map_email_"))).value == (
         "E-Mail"
     )

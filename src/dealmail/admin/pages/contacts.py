@@ -30,7 +30,10 @@ FIELD_LABELS = {
     "opt_in_time": "Opt-in time",
     "opt_in_ip": "Opt-in IP",
     "consent": "Consent / status",
+    "unsubscribed_at": "Unsubscribed at",
+    "cleaned_at": "Cleaned (bounced) at",
 }
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 def _saved_upload(uploaded: Any) -> Path:
@@ -59,7 +62,10 @@ def _mapping(detected: FileFormat, file_id: str) -> dict[str, str | None]:
         options = [NO_COLUMN, *header]
         preset = options.index(current[0]) if current and current[0] in options else 0
         chosen = columns[index % 4].selectbox(
-            FIELD_LABELS.get(field, field), options, index=preset, key=f"map_{field}_{file_id}"
+            FIELD_LABELS.get(field, field.replace("_", " ").capitalize()),
+            options,
+            index=preset,
+            key=f"map_{field}_{file_id}",
         )
         if chosen != options[preset]:
             overrides[field] = None if chosen == NO_COLUMN else chosen
@@ -96,7 +102,7 @@ def _import_section() -> None:
         return
     st.markdown(
         f"Detected: encoding **{first.encoding}**, delimiter "
-        f"**{'tab' if first.delimiter == chr(9) else first.delimiter}**, "
+        f"**{DELIMITERS.get(first.delimiter, repr(first.delimiter))}**, "
         f"header on line {first.header_line}."
     )
     st.markdown("**Columns** (change a field's column if it was guessed wrong)")
