@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dealmail.admin._ui import db, local_time, require_login, settings
-from dealmail.analytics.campaigns import format_discounts
+from dealmail.analytics.campaigns import DISCOUNT_MEANING, format_discounts
 from dealmail.analytics.overview import overview
 from dealmail.shop import get_shop_settings
 
@@ -29,12 +29,12 @@ def main() -> None:
         st.caption("No campaign has been sent yet. Start with Contacts, a Deal and a Campaign.")
     else:
         st.markdown(f"**{last.name}** · {last.status}")
-        cols = st.columns(5)
+        cols = st.columns(4)
         cols[0].metric("Sent", last.sent)
         cols[1].metric("Delivered", last.delivered)
         cols[2].metric("Redeemed", last.redeemed_coupons)
         cols[3].metric("Redemption rate", f"{last.redemption_rate:.1%}")
-        cols[4].metric("Discount given", format_discounts(last.discounts))
+        st.metric("Discount given", format_discounts(last.discounts), help=DISCOUNT_MEANING)
         if last.pending:
             st.caption(f"{last.pending} still waiting to be sent.")
 

@@ -40,13 +40,13 @@ EVERYWHERE = "All locations"
 
 
 def _funnel(report: CampaignReport) -> None:
-    cols = st.columns(6)
+    cols = st.columns(5)
     cols[0].metric("Recipients", report.recipients)
     cols[1].metric("Sent", report.sent)
     cols[2].metric("Delivered", report.delivered)
     cols[3].metric("Redeemed", report.redeemed_coupons)
     cols[4].metric("Redemption rate", f"{report.redemption_rate:.1%}")
-    cols[5].metric("Discount given", format_discounts(report.discounts))
+    st.metric("Discount given", format_discounts(report.discounts), help=DISCOUNT_MEANING)
     if not report.delivered_reported:
         st.caption("Delivered = sent minus bounced: this email backend reports no deliveries.")
     stages = [
