@@ -252,3 +252,29 @@ def test_backends_are_chosen_by_name(tmp_path: Path) -> None:
         backend_name(settings, "carrier-pigeon")
     with pytest.raises(ConfigurationError):
         get_backend(settings, "sendgrid")  # no API key
+
+
+def test_internationalised_addresses() -> None:
+    handler = RecordingHandler()
+    server = controller(handler, enable_SMTPUTF8=False)
+    server.start()
+    try:
+        backend = SmtpBackend("127.0.0.1", server.port)
+        backend.send(message("ann@bücher.example"))
+        with pytest.raises(SendError) as raised:
+            backend.send(message("jörg@example.com"))
+        backend.close()
+    finally:
+        server.stop()
+    assert handler.received[0].recipients == ("ann@xn--bcher-kva.example",)
+    assert (raised.value.kind, raised.value.code) == (FailureKind.PERMANENT, "smtputf8")
+    utf8 = RecordingHandler()
+    server = controller(utf8, enable_SMTPUTF8=True)
+    server.start()
+    try:
+        backend = SmtpBackend("127.0.0.1", server.port)
+        backend.send(message("jörg@example.com"))
+        backend.close()
+    finally:
+        server.stop()
+    assert utf8.received[0].recipients == ("jörg@example.com",)

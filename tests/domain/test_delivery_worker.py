@@ -74,6 +74,7 @@ def test_status_and_resend_failed(session: Session, settings: Settings) -> None:
     session.commit()
     status = control.campaign_status(session, campaign.name)
     assert (status["queued"], status["failed"], status["total"]) == (3, 2, 5)
+    assert status["failures_by_kind"] == {"unknown": 2}
     with Sink() as sink:
         Worker(smtp_settings(settings, sink.port), until_idle=True).run()
         assert len(sink.handler.received) == 3

@@ -78,6 +78,7 @@ def test_systemic_failures_are_about_the_sender_not_the_recipient() -> None:
     assert is_systemic(SendError(FailureKind.TEMPORARY, "x", code="421 4.7.0"))
     assert not is_systemic(SendError(FailureKind.HARD_BOUNCE, "x", code="550 5.1.1"))
     assert not is_systemic(SendError(FailureKind.TEMPORARY, "x", code="451 4.3.0"))
+    assert is_systemic(SendError(FailureKind.PERMANENT, "template broken", code="compose"))
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

@@ -186,6 +186,14 @@ def campaign_status(session: Session, name: str, now: datetime | None = None) ->
         .select_from(WorkerHeartbeat)
         .where(WorkerHeartbeat.seen_at >= now - timedelta(seconds=LIVE_WORKER_SECONDS))
     )
+    kinds = session.execute(
+        select(Message.error_kind, func.count())
+        .where(
+            Message.campaign_id == campaign.id,
+            Message.status.in_((MessageStatus.FAILED, MessageStatus.BOUNCED)),
+        )
+        .group_by(Message.error_kind)
+    ).all()
     rate = (recent or 0) / RATE_WINDOW_SECONDS
     remaining = counts["queued"] + counts["sending"] + counts["deferred"]
     eta = remaining / rate if rate > 0 and remaining else (0.0 if not remaining else None)
@@ -200,6 +208,8 @@ def campaign_status(session: Session, name: str, now: datetime | None = None) ->
         "rate": round(rate, 2),
         "eta": None if eta is None else round(eta, 1),
         "workers": int(workers or 0),
+        # Why messages failed or bounced: hard_bounce, policy (tell the owner), permanent...
+        "failures_by_kind": {str(kind or "unknown"): int(n) for kind, n in kinds},
         "send_at": campaign.send_at,
         "started_at": campaign.started_at,
         "finished_at": campaign.finished_at,

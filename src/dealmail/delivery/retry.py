@@ -15,7 +15,7 @@ MAX_BACKOFF_SECONDS = 6 * 3600.0
 MAILBOX_CODES = frozenset({550, 551, 553})
 AUTH_CODES = frozenset({530, 534, 535, 538})
 # Failures that say nothing about the recipient: many of them in a row mean the sender is broken.
-SYSTEMIC_CODES = ("connection", "timeout", "auth", "HTTP 401", "HTTP 403")
+SYSTEMIC_CODES = ("connection", "timeout", "auth", "compose", "HTTP 401", "HTTP 403")
 
 
 def enhanced_code(text: str) -> str | None:

@@ -438,6 +438,12 @@ class Worker:
             result = backend.send(composed)
         except SendError as exc:
             return Outcome(message, None, exc, None, utcnow())
+        except Exception as exc:  # a backend bug: fail this message, never loop on it
+            log.exception(
+                "message %s: the %s backend failed unexpectedly", message.id, backend.name
+            )
+            error = SendError(FailureKind.PERMANENT, f"unexpected error: {exc!r}", code="internal")
+            return Outcome(message, None, error, None, utcnow())
         return Outcome(message, result, None, composed.message_id, utcnow())
 
     def _later(self) -> datetime | None:

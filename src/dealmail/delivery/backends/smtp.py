@@ -79,10 +79,20 @@ class SmtpBackend:
         if self._connection is None:
             self._connection = self._connect()
         connection = self._connection
+        sender = wire_address(message.envelope_from)
+        recipients = [wire_address(rcpt) for rcpt in message.recipients]
+        options: list[str] = []
+        if not all(address.isascii() for address in (sender, *recipients)):
+            if not connection.has_extn("smtputf8"):
+                raise SendError(
+                    FailureKind.PERMANENT,
+                    "the address has non-ASCII characters before the @ and the server does not "
+                    "accept internationalised addresses (no SMTPUTF8)",
+                    code="smtputf8",
+                )
+            options.append("SMTPUTF8")
         try:
-            refused = connection.sendmail(
-                message.envelope_from, list(message.recipients), message.raw
-            )
+            refused = connection.sendmail(sender, recipients, message.raw, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             self._after_refusal(code)
@@ -117,6 +127,17 @@ class SmtpBackend:
             connection.quit()
         except (OSError, smtplib.SMTPException):
             connection.close()
+
+
+def wire_address(address: str) -> str:
+    """An internationalised domain in its ASCII (punycode) form, which every server accepts."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
 
 
 def _connection_error(exc: BaseException) -> SendError:
