@@ -183,3 +183,11 @@ def test_generated_tables_never_raise_anything_but_a_domain_error(
     path.write_bytes(text.encode(encoding, errors="replace"))
     with contextlib.suppress(DomainError):
         _consume(path)
+
+
+def test_a_plain_list_of_addresses_needs_no_header(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text("ann@example.com;Ann\nbob@example.com;Bob\n")
+    fmt = detect_format(path)
+    assert fmt.columns.column_names() == {"email": ["column 1"]}
+    assert [line for line, _cells in read_records(fmt)] == [1, 2]

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from dealmail.contacts.columns import ColumnMap, map_columns
+from dealmail.contacts.emails import EmailNormaliser, InvalidEmail, clean_address
 from dealmail.errors import InvalidInput
 
 SAMPLE_BYTES = 64 * 1024
@@ -145,6 +146,12 @@ def detect_format(path: Path, overrides: dict[str, str | None] | None = None) ->
         raise UnreadableFile(f"{path.name}: no CSV header found")
     header_line, header = rows[0]
     columns = map_columns(header, overrides)
+    address_at = _address_column(header)
+    if "email" not in columns.fields and address_at is not None and not overrides:
+        # No header row, just data (a plain list of addresses): name the columns by number.
+        header = [f"column {i + 1}" for i in range(max(len(cells) for _l, cells in rows))]
+        header_line -= 1
+        columns = map_columns(header, {"email": header[address_at]})
     if "email" not in columns.fields:
         shown = ", ".join(h.strip() for h in header if h.strip())[:300]
         raise UnreadableFile(
@@ -152,6 +159,16 @@ def detect_format(path: Path, overrides: dict[str, str | None] | None = None) ->
             "name one with --map email=COLUMN"
         )
     return FileFormat(path, encoding, delimiter, header, header_line, columns)
+
+
+def _address_column(cells: list[str]) -> int | None:
+    for i, cell in enumerate(cells):
+        try:
+            EmailNormaliser().normalise(clean_address(cell))
+        except InvalidEmail:
+            continue
+        return i
+    return None
 
 
 def read_records(
