@@ -22,6 +22,8 @@ from dealmail.models import (
     utcnow,
 )
 
+PASSWORD = "correct horse battery"
+
 
 def texts(at: AppTest) -> str:
     """Everything readable on the page, to search in."""
