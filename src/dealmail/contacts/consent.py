@@ -11,7 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import (
+    insert as sqlalchemy_insert,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from dealmail.contacts.identity import email_hash
@@ -22,8 +38,10 @@ from dealmail.models import (
     Customer,
     CustomerStatus,
     Suppression,
+    UTCDateTime,
     utcnow,
 )
+from dealmail.models.base import JSONType
 
 # Why an address is suppressed; each maps to the status a customer row gets.
 SUPPRESSION_STATUS = {
@@ -144,3 +162,65 @@ def apply_resubscribe(session: Session, customer: Customer, proof: ConsentProof)
         wording=proof.wording,
         at=at,
     )
+
+
+def apply_withdrawals_in_bulk(
+    connection: Connection,
+    withdrawals: Select[Any],
+    *,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """`apply_withdrawal` for many addresses in a few statements (imports of unsubscribed or
+    cleaned lists). `withdrawals` selects (email_key, email_hash, reason, source), one row per
+    address, reason a key of SUPPRESSION_STATUS. Every address is suppressed (first reason
+    kept); a customer gets the event and, under the same rule as one at a time, the status.
+    Returns how many customers' status changed."""
+    w = withdrawals.subquery("withdrawals")
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    stamp = literal(now, UTCDateTime())
+    connection.execute(
+        insert(Suppression)
+        .from_select(
+            ["email_hash", "reason", "source", "created_at"],
+            # The WHERE resolves SQLite's INSERT … SELECT … ON CONFLICT parsing ambiguity.
+            select(w.c.email_hash, w.c.reason, w.c.source, stamp).where(
+                w.c.email_hash.is_not(None)
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=[Suppression.email_hash])
+    )
+    new_status = case(*[(w.c.reason == r, s.value) for r, s in SUPPRESSION_STATUS.items()])
+    kind = case(*[(w.c.reason == r, k.value) for r, k in EVENT_FOR_REASON.items()])
+    not_already = Customer.status != new_status
+    changes = and_(
+        not_already,
+        or_(Customer.status == CustomerStatus.SUBSCRIBED.value, w.c.reason.in_(_HARD_REASONS)),
+    )
+    matched = select(Customer.id).join_from(w, Customer, Customer.email_key == w.c.email_key)
+    connection.execute(
+        sqlalchemy_insert(ConsentEvent).from_select(
+            ["customer_id", "email_hash", "kind", "at", "source", "detail"],
+            matched.add_columns(
+                w.c.email_hash,
+                kind,
+                stamp,
+                w.c.source,
+                bindparam("detail", detail or {}, type_=JSONType),
+            ).where(not_already),
+        )
+    )
+    changed = connection.scalar(select(func.count()).select_from(matched.where(changes).subquery()))
+    for reason, status in SUPPRESSION_STATUS.items():
+        ids = matched.where(changes, w.c.reason == reason)
+        connection.execute(
+            update(Customer)
+            .where(Customer.id.in_(ids))
+            .values(status=status.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return changed or 0
+
+
+# Withdrawals that change any status (apply_withdrawal), not only a subscribed one.
+_HARD_REASONS = ("bounce", "complaint")
