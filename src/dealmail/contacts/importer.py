@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from dealmail.contacts.columns import Consent
-from dealmail.contacts.consent import EVENT_FOR_REASON, SUPPRESSION_STATUS
+from dealmail.contacts.consent import apply_withdrawals_in_bulk
 from dealmail.contacts.csvread import FileFormat, detect_format
 from dealmail.contacts.identity import tag_key
 from dealmail.contacts.rows import IP_MAX, NAME_MAX, PHONE_MAX, SOURCE_MAX, TagRow, staged_rows
@@ -609,41 +609,15 @@ _WITHDRAWALS = [
 
 
 def _apply_withdrawals(connection: Connection, now: datetime) -> int:
-    """Suppress every withdrawn address; a subscribed customer becomes unsubscribed (bounced,
-    complained) with an event, as consent.apply_withdrawal does one at a time."""
+    """Every address the files withdraw is suppressed; customers change as one by one
+    (consent.apply_withdrawals_in_bulk)."""
     withdrawn = merged.c.consent >= int(Consent.BOUNCE)
     if connection.scalar(select(merged.c.email_key).where(withdrawn).limit(1)) is None:
         return 0
-    stamp = literal(now, UTCDateTime())
     reason = case(*[(merged.c.consent == int(c), r) for c, r in _WITHDRAWALS])
-    connection.execute(
-        _insert(connection)(SUPPRESSIONS)
-        .from_select(
-            ["email_hash", "reason", "source", "created_at"],
-            select(merged.c.email_hash, reason, merged.c.source, stamp).where(withdrawn),
-        )
-        .on_conflict_do_nothing(index_elements=[SUPPRESSIONS.c.email_hash])
+    withdrawals = select(
+        merged.c.email_key, merged.c.email_hash, reason.label("reason"), merged.c.source
+    ).where(withdrawn)
+    return apply_withdrawals_in_bulk(
+        connection, withdrawals, now=now, detail={"imported_at": now.isoformat()}
     )
-    kind = case(*[(merged.c.consent == int(c), EVENT_FOR_REASON[r].value) for c, r in _WITHDRAWALS])
-    subscribed = CUSTOMERS.c.status == CustomerStatus.SUBSCRIBED.value
-    events = (
-        select(
-            CUSTOMERS.c.id, merged.c.email_hash, kind, stamp, merged.c.source, _event_detail(now)
-        )
-        .select_from(merged.join(CUSTOMERS, CUSTOMERS.c.email_key == merged.c.email_key))
-        .where(withdrawn, subscribed)
-    )
-    count = connection.scalar(select(func.count()).select_from(events.subquery())) or 0
-    connection.execute(
-        CONSENT_EVENTS.insert().from_select(
-            ["customer_id", "email_hash", "kind", "at", "source", "detail"], events
-        )
-    )
-    for consent, name in _WITHDRAWALS:
-        keys = select(merged.c.email_key).where(merged.c.consent == int(consent))
-        connection.execute(
-            update(CUSTOMERS)
-            .where(subscribed, CUSTOMERS.c.email_key.in_(keys))
-            .values(status=SUPPRESSION_STATUS[name].value, updated_at=now)
-        )
-    return count
