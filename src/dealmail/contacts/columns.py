@@ -223,14 +223,14 @@ def parse_time(value: str, *, not_after: datetime) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        parsed = _parse_other(text)
+        parsed = parse_loose_time(text)
     if parsed is None:
         return None
     parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     return None if parsed > not_after else parsed
 
 
-def _parse_other(text: str) -> datetime | None:
+def parse_loose_time(text: str) -> datetime | None:
     head = text.split("/", 1)[0]
     # 13/02/2024 can only be day-first; 02/13/2024 only month-first; ambiguous ones follow the
     # US exports (Shopify, Square) unless dots say German.

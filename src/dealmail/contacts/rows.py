@@ -1,6 +1,6 @@
 """One CSV record → one staging row: validated address, key, hash, names, consent (pure).
 
-This is the per-row hot path of an import (a million rows should take seconds), so it is one
+This is the per-row hot path of an import (a file may hold a million rows), so it is one
 tight loop with the column positions resolved up front.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from dealmail.contacts.columns import TAG_MAX, Consent, _parse_other, consent_of, split_tags
+from dealmail.contacts.columns import TAG_MAX, Consent, consent_of, parse_loose_time, split_tags
 from dealmail.contacts.csvread import FileFormat, read_records
 from dealmail.contacts.emails import EmailNormaliser, InvalidEmail
 from dealmail.contacts.identity import tag_key
@@ -75,7 +75,7 @@ def time_reader(now: datetime, *, naive_text: bool) -> Callable[[str], Any]:
         try:
             parsed: datetime | None = fromisoformat(value)
         except ValueError:
-            parsed = _parse_other(value)
+            parsed = parse_loose_time(value)
         if parsed is None:
             return default
         if parsed.tzinfo is not None:
