@@ -13,8 +13,11 @@ import random
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from dealmail.contacts import importer
 from dealmail.contacts.importer import import_contacts
 from dealmail.db import dispose_engines, make_engine, migrate, session_factory
 
@@ -98,11 +101,47 @@ def write_csv(path: Path, rows: int, duplicate_share: float, seed: int = 7) -> N
             out.write(f"{email},{first},{last},{rng.choice(CITIES)},{tags},{when}\r\n")
 
 
+PHASES = [
+    "_stage_file",
+    "_fold_by_upsert",
+    "_block_forbidden_opt_ins",
+    "_count_outcomes",
+    "_upsert_customers",
+    "_record_opt_ins",
+    "_link_tags",
+    "_apply_withdrawals",
+    "_drop_staging",
+]
+
+
+def time_phases() -> dict[str, list[float]]:
+    """Wrap the importer's steps to add up wall and CPU seconds per step."""
+    spent: dict[str, list[float]] = {}
+
+    def wrap(name: str, step: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                totals = spent.setdefault(name, [0.0, 0.0])
+                totals[0] += time.perf_counter() - wall
+                totals[1] += time.process_time() - cpu
+
+        return timed
+
+    for name in PHASES:
+        setattr(importer, name, wrap(name, getattr(importer, name)))
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="directory to keep the CSV and database in")
+    parser.add_argument("--phases", action="store_true", help="print time spent per step")
     args = parser.parse_args()
+    spent = time_phases() if args.phases else {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.keep or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +160,8 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
         engine.dispose()
+        for name, (wall, cpu_s) in spent.items():
+            print(f"  {name:28} wall {wall:7.2f} s  cpu {cpu_s:7.2f} s")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"rows={report.rows} created={report.created} merged_duplicates="
