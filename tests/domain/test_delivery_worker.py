@@ -110,3 +110,44 @@ def test_a_worker_pauses_a_campaign_when_the_server_refuses_us(
     assert statuses.get("queued", 0) >= 120 - 100  # it stopped instead of burning the list
     customers_status = session.execute(select(func.count()).where(Message.status == "bounced"))
     assert customers_status.scalar() == 0
+
+
+def test_a_daily_limit_stops_sending_until_the_window_frees(
+    session: Session, settings: Settings
+) -> None:
+    from dealmail.shop import set_settings
+
+    ready_shop(session)
+    set_settings(session, {"rate_per_day": 3})
+    add_customers(session, 8)
+    campaign = add_campaign(session)
+    materialise(session, campaign.id)
+    with Sink() as sink:
+        Worker(smtp_settings(settings, sink.port), until_idle=True).run()
+        assert len(sink.handler.received) == 3
+    session.expire_all()
+    assert _statuses(session) == {"sent": 3, "queued": 5}
+    waiting = session.scalars(select(Message.next_attempt_at).where(Message.status == "queued"))
+    tomorrow = min(waiting)
+    from datetime import timedelta
+
+    from dealmail.models import utcnow
+
+    assert tomorrow > utcnow() + timedelta(hours=23)
+    assert session.get(Campaign, campaign.id).status == "sending"  # type: ignore[union-attr]
+
+
+def test_max_connections_are_shared_between_live_workers(
+    session: Session, settings: Settings
+) -> None:
+    from dealmail.shop import get_shop_settings, set_settings
+
+    set_settings(session, {"max_connections": 4})
+    workers = [Worker(settings, name=f"w{n}", connections=4) for n in range(3)]
+    for worker in workers:
+        worker._heartbeat(session)
+    shop = get_shop_settings(session)
+    shares = [w._connection_share(session, shop) for w in workers]
+    session.rollback()
+    assert shares == [2, 1, 1]
+    assert sum(shares) == 4

@@ -108,6 +108,7 @@ class Reservation:
     db_now: datetime
     delays: list[float]
     retry_in: float
+    ids: list[int]  # the send_log rows, to give back a slot that was not used
 
 
 def _to_datetime(seconds: float) -> datetime:
@@ -130,12 +131,19 @@ def reserve(
     *,
     guard: float = GUARD_SECONDS,
     max_ahead: float = 1.0,
+    give_back: Sequence[int] = (),
 ) -> Reservation:
-    """Reserve up to `count` send slots in one short transaction; commits."""
+    """Reserve up to `count` send slots in one short transaction; commits.
+
+    `give_back` names slots reserved earlier but not used (the sender got to them too late):
+    they are deleted under the same lock, so an unused slot costs no quota.
+    """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(LIMITER_LOCK_KEY)))
     else:
         session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the write lock is ours from here
+    if give_back:
+        session.execute(delete(SendLog).where(SendLog.id.in_(list(give_back))))
     now_dt = _db_now(session)
     now = now_dt.timestamp()
     count = max(1, min([count, *(w.limit for w in windows)]))
@@ -160,10 +168,23 @@ def reserve(
         guard=guard,
         max_ahead=max_ahead,
     )
+    ids: list[int] = []
     if slots:
-        session.execute(insert(SendLog), [{"at": _to_datetime(s), "worker": worker} for s in slots])
+        ids = list(
+            session.scalars(
+                insert(SendLog).returning(SendLog.id, sort_by_parameter_order=True),
+                [{"at": _to_datetime(s), "worker": worker} for s in slots],
+            )
+        )
     session.commit()
-    return Reservation(now_dt, [s - now for s in slots], max(0.0, next_free - now))
+    return Reservation(now_dt, [s - now for s in slots], max(0.0, next_free - now), ids)
+
+
+def give_back(session: Session, ids: Sequence[int]) -> None:
+    """Unused slots (a stopping worker's) return to the pool; commits."""
+    if ids:
+        session.execute(delete(SendLog).where(SendLog.id.in_(list(ids))))
+        session.commit()
 
 
 def prune(session: Session, windows: Sequence[Window], now: datetime | None = None) -> int:

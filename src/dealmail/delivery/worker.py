@@ -64,7 +64,7 @@ IDLE_GRACE_SECONDS = 5.0
 # Auto-pause: this share of the last N attempts failing for reasons that are not the recipient's.
 PAUSE_WINDOW = 50
 PAUSE_SHARE = 0.9
-RESERVE_AHEAD = 10
+RESERVE_AHEAD = 4
 GROUP_MAX = 20
 SWITCH_INTERVAL = 0.0005
 GROUP_SECONDS = 0.2
@@ -121,6 +121,7 @@ class Worker:
         self._backend_name: str = settings.email_backend
         self._backend_rate: float | None = None
         self._probed = False
+        self.next_free: datetime | None = None  # when the rate limits allow the next send
         self._last: dict[str, float] = {}
         self.sent = 0
 
@@ -169,7 +170,11 @@ class Worker:
     def _main_loop(self, session: Session, reader: Session) -> None:
         while not self.stop_event.is_set():
             self._housekeeping(session, reader)
-            if self.outbox.qsize() < self.batch_size and self.limits.connections > 0:
+            if (
+                self.outbox.qsize() < self.batch_size
+                and self.limits.connections > 0
+                and not self._rate_exhausted()
+            ):
                 claimed = message_queue.claim(
                     session, self.name, self.batch_size, self.lease_seconds, self.settings
                 )
@@ -209,6 +214,8 @@ class Worker:
         if self.outbox.unfinished_tasks:  # queued, or taken by a sender and not yet recorded
             return False
         soon = utcnow() + timedelta(seconds=IDLE_GRACE_SECONDS)
+        if self.next_free is not None and self.next_free > soon:
+            return True  # the rate limits allow nothing more for a while
         sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
         waiting = reader.scalar(
             select(Message.id)
@@ -358,7 +365,7 @@ class Worker:
 
     def _sender(self, index: int) -> None:
         backend: Backend | None = None
-        slots: deque[float] = deque()
+        slots: deque[tuple[float, int]] = deque()
         with self.sessions() as session:
             batch = ResultBatch(self, session)
             try:
@@ -388,34 +395,48 @@ class Worker:
                         batch.flush()
             finally:
                 batch.flush()
+                if slots:
+                    rate.give_back(session, [slot_id for _deadline, slot_id in slots])
                 if backend is not None:
                     backend.close()
 
     def _wait_for_slot(
-        self, session: Session, slots: deque[float], batch: ResultBatch
+        self, session: Session, slots: deque[tuple[float, int]], batch: ResultBatch
     ) -> float | None:
-        """Block until a reserved slot is due; None means wait long (release the message)."""
+        """Block until a reserved slot is due. None: stopping, or the next slot is far off (the
+        message goes back to the queue until then: see `self.next_free`)."""
         windows = self.limits.windows
         if not windows:
             return 0.0
+        stale: list[int] = []
         while not self.stop_event.is_set():
             while slots:
-                deadline = slots.popleft()
+                deadline, slot_id = slots.popleft()
                 now = time.monotonic()
                 if now <= deadline + rate.GUARD_SECONDS / 2:
                     if deadline > now:
                         batch.flush()  # never sit on results while waiting
                         self.stop_event.wait(deadline - now)
+                    if stale:
+                        rate.give_back(session, stale)
                     return deadline
-                # Too late for this slot: sending now could crowd the next window. Drop it.
+                # Too late for this slot: sending now could crowd a later window. Give it back.
+                stale.append(slot_id)
             batch.flush()
-            reservation = rate.reserve(session, RESERVE_AHEAD, windows, self.name)
+            reservation = rate.reserve(session, RESERVE_AHEAD, windows, self.name, give_back=stale)
+            stale = []
             reference = time.monotonic()
-            slots.extend(reference + delay for delay in reservation.delays)
+            slots.extend(
+                (reference + delay, slot_id)
+                for delay, slot_id in zip(reservation.delays, reservation.ids, strict=True)
+            )
             if not slots:
                 if reservation.retry_in > LONG_WAIT_SECONDS:
+                    self.next_free = utcnow() + timedelta(seconds=reservation.retry_in)
                     return None
                 self.stop_event.wait(reservation.retry_in)
+        if stale:
+            rate.give_back(session, stale)
         return None
 
     def _deliver(
@@ -423,16 +444,20 @@ class Worker:
         session: Session,
         backend: Backend,
         item: Outgoing,
-        slots: deque[float],
+        slots: deque[tuple[float, int]],
         batch: ResultBatch,
     ) -> Outcome | None:
         message = item.claimed
+        if self._rate_exhausted():
+            message_queue.release(session, self.name, [message.id], not_before=self.next_free)
+            return None
         if self.campaign_status.get(message.campaign_id) != CampaignStatus.SENDING:
             message_queue.release(session, self.name, [message.id])
             return None
         composed = item.composed
         if self._wait_for_slot(session, slots, batch) is None or self.stop_event.is_set():
-            message_queue.release(session, self.name, [message.id], not_before=self._later())
+            later = None if self.stop_event.is_set() else self.next_free
+            message_queue.release(session, self.name, [message.id], not_before=later)
             return None
         try:
             result = backend.send(composed)
@@ -446,8 +471,8 @@ class Worker:
             return Outcome(message, None, error, None, utcnow())
         return Outcome(message, result, None, composed.message_id, utcnow())
 
-    def _later(self) -> datetime | None:
-        return None if self.stop_event.is_set() else utcnow() + timedelta(seconds=LONG_WAIT_SECONDS)
+    def _rate_exhausted(self) -> bool:
+        return self.next_free is not None and self.next_free > utcnow()
 
     def _record(self, session: Session, outcome: Outcome, *, commit: bool) -> None:
         message, error = outcome.claimed, outcome.error
