@@ -319,7 +319,21 @@ def build_api(parent: FastAPI) -> FastAPI:
         "/me",
         response_model=Me,
         summary="Which device and location this key belongs to",
-        responses={401: _UNAUTHORIZED},
+        responses={
+            200: {
+                "description": "The device, its location and the location's time zone.",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "device": {"id": 2, "name": "Till 1"},
+                            "location": {"id": 1, "name": "Main St"},
+                            "timezone": "Europe/London",
+                        }
+                    }
+                },
+            },
+            401: _UNAUTHORIZED,
+        },
     )
     async def me(request: Request, credentials: Credentials) -> Me:
         device = await run_db(request.app.state, _authenticated, _key(credentials), True)
