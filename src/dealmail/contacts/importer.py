@@ -241,18 +241,20 @@ def _drop_staging(connection: Connection) -> None:
 
 
 class _BulkWriter:
-    """Appends rows to a staging table in chunks: the DB-API's executemany with tuples on
-    SQLite (SQLAlchemy's per-row parameter processing would double the import time), Core
-    executemany elsewhere."""
+    """Appends rows to a staging table in chunks, the fastest way each driver offers: the
+    DB-API's executemany with tuples on SQLite (SQLAlchemy's per-row parameter processing
+    would double the import time), COPY on PostgreSQL (psycopg), Core executemany otherwise."""
 
     def __init__(self, connection: Connection, table: Table) -> None:
         self.connection = connection
         self.table = table
         self.names = [c.name for c in table.columns if c.name != "repeat"]
-        self.raw = connection.dialect.name == "sqlite"
+        self.dialect = connection.dialect.name
         compiled = table.insert().compile(dialect=connection.dialect, column_keys=self.names)
         self.sql = str(compiled)
         self.positions = compiled.positiontup or []
+        # Names from our own Table definition, never from input.
+        self.copy_sql = f"COPY {table.name} ({', '.join(self.names)}) FROM STDIN"
         self.pending: list[tuple[Any, ...]] = []
 
     def add_all(self, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -265,9 +267,14 @@ class _BulkWriter:
     def flush(self) -> None:
         if not self.pending:
             return
-        if self.raw:
+        if self.dialect == "sqlite":
             assert self.positions == self.names
             self.connection.exec_driver_sql(self.sql, self.pending)
+        elif self.dialect == "postgresql" and self.connection.dialect.driver == "psycopg":
+            raw: Any = self.connection.connection.dbapi_connection
+            with raw.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
+                for row in self.pending:
+                    copy.write_row(row)
         else:
             names = self.names
             self.connection.execute(
