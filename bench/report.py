@@ -1,8 +1,9 @@
 """Times every report query on SQLite with 1,000,000 messages and 100,000 redemptions seeded.
 
 Usage: .venv/bin/python bench/report.py [--messages N] [--redemptions N] [--keep]
-Prints one line per query (first run, then the median wall and CPU time of the next runs) and,
-last, `max_query_ms=<slowest median wall time>`. Target: every query under 300 ms.
+Prints one line per query: the first run, then over the next runs the median and best wall
+time and the median CPU time, all in ms; last, `max_query_ms=<slowest median wall time>`.
+Target: every query under 300 ms.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ BATCH = 50_000
 CAMPAIGNS = 5
 ZONE = "Europe/London"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-RUNS = 5
+RUNS = 7
 
 
 def batched(rows: Iterator[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
@@ -261,8 +262,8 @@ def timed(label: str, work: Callable[[], object], results: dict[str, float]) -> 
     median = statistics.median(walls)
     results[label] = median
     print(
-        f"{label:34} first {first:7.1f} ms  median {median:7.1f} ms  "
-        f"(cpu {statistics.median(cpus):6.1f} ms)",
+        f"{label:34} first {first:7.1f}  median {median:7.1f}  best {min(walls):7.1f}  "
+        f"cpu {statistics.median(cpus):6.1f} ms",
         flush=True,
     )
 
