@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from admin_support import PASSWORD, errors, submit, texts
 from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
 
 from dealmail.admin._ui import USER_KEY
 from dealmail.admin.screens import SCREENS
+from dealmail.cli import app as cli
 from dealmail.cli.admin import APP_FILE, streamlit_argv
 from dealmail.config import get_settings, reset_settings_cache
 
@@ -90,3 +92,15 @@ def test_dashboard_command_runs_streamlit_headless_on_the_admin_port(
     assert options["--server.port"] == "8765"
     assert options["--server.headless"] == "true"
     assert options["--browser.gatherUsageStats"] == "false"
+
+
+def test_dashboard_command_refuses_an_uninitialised_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALMAIL_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("DEALMAIL_DATABASE_URL", raising=False)
+    reset_settings_cache()
+    result = CliRunner().invoke(cli, ["admin"])
+    reset_settings_cache()
+    assert result.exit_code == 2
+    assert "run `dealmail init` first" in result.output

@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 from dealmail.config import get_settings
+from dealmail.db import current_revision, get_engine
+from dealmail.errors import ConfigurationError
 
 APP_FILE = Path(__file__).resolve().parent.parent / "admin" / "app.py"
 
@@ -45,6 +47,11 @@ def admin(
 ) -> None:
     """Serve the dashboard: contacts, deals, campaigns, locations, inbox, reports, settings."""
     settings = get_settings()
+    if current_revision(get_engine(settings)) is None:
+        raise ConfigurationError(
+            f"no database at {settings.resolved_database_url}: run `dealmail init` first",
+            code="not_initialised",
+        )
     argv = streamlit_argv(host or settings.web_host, port or settings.admin_port)
     # Streamlit takes over this process, so `dealmail up` stops it with one signal.
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and arguments
