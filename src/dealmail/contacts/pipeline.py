@@ -1,0 +1,126 @@
+"""A big file is parsed and validated in a second process while this one writes the staging
+table: the two halves of an import's per-row work then run on two cores.
+
+Only the staging rows cross the process boundary (pickled in chunks through a bounded queue,
+so memory stays flat); the database is touched by the calling process alone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dealmail.contacts.csvread import FileFormat, UnreadableFile
+from dealmail.contacts.rows import StagedRow, TagRow, staged_rows
+from dealmail.errors import DomainError
+
+CHUNK_ROWS = 5_000
+QUEUE_CHUNKS = 4
+_POLL_SECONDS = 1.0
+
+
+@dataclass
+class Chunk:
+    rows: list[StagedRow]
+    tags: list[TagRow]
+    invalid: list[tuple[str, int, str]]
+    position: int  # bytes of the file read so far
+
+
+def _produce(
+    fmt: FileFormat,
+    now: datetime,
+    first_seq: int,
+    file_no: int,
+    naive_times: bool,
+    out: Any,
+) -> None:
+    """The worker process: staged rows in chunks, then None; a DomainError as a tuple."""
+    try:
+        tags: list[TagRow] = []
+        invalid: list[tuple[str, int, str]] = []
+        rows: list[StagedRow] = []
+        position = [0]
+
+        def note_invalid(file: str, line: int, reason: str) -> None:
+            invalid.append((file, line, reason))
+
+        def note_position(pos: int) -> None:
+            position[0] = pos
+
+        for row in staged_rows(
+            fmt,
+            now,
+            first_seq=first_seq,
+            file_no=file_no,
+            naive_times=naive_times,
+            invalid=note_invalid,
+            tags_out=tags,
+            on_bytes=note_position,
+        ):
+            rows.append(row)
+            if len(rows) >= CHUNK_ROWS:
+                out.put(Chunk(rows, list(tags), list(invalid), position[0]))
+                rows = []
+                tags.clear()
+                invalid.clear()
+        out.put(Chunk(rows, list(tags), list(invalid), position[0]))
+        out.put(None)
+    except DomainError as exc:
+        out.put(("error", exc.message, exc.code))
+    except BaseException as exc:  # reported to the parent, which raises
+        out.put(("crash", repr(exc), "import_worker_failed"))
+
+
+def chunks_from_worker(
+    fmt: FileFormat,
+    now: datetime,
+    *,
+    first_seq: int,
+    file_no: int,
+    naive_times: bool,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Chunk]:
+    """Chunks of one file as a worker process produces them; its errors re-raised here.
+
+    The worker is forked: it starts at once and shares this process's pages (spawning would
+    re-import the application). It never touches the database connections it inherits and
+    ends with os._exit, so nothing of theirs is closed or flushed twice."""
+    context = multiprocessing.get_context("fork")
+    channel: Any = context.Queue(maxsize=QUEUE_CHUNKS)
+    worker = context.Process(
+        target=_produce,
+        args=(fmt, now, first_seq, file_no, naive_times, channel),
+        daemon=True,
+    )
+    worker.start()
+    try:
+        while True:
+            try:
+                message = channel.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not worker.is_alive():
+                    raise DomainError(
+                        f"{fmt.path.name}: the reading process stopped unexpectedly",
+                        code="import_worker_failed",
+                    ) from None
+                continue
+            if message is None:
+                return
+            if isinstance(message, tuple):
+                _kind, text, code = message
+                if code == UnreadableFile.code:
+                    raise UnreadableFile(text)
+                raise DomainError(text, code=code)
+            if progress is not None:
+                progress(message.position)
+            yield message
+    finally:
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+        channel.close()
