@@ -1,11 +1,13 @@
 """CSV import: stream rows into a staging table, then merge them into customers set-based.
 
-One transaction: every file is read and validated into an unindexed TEMP table, duplicates are
-folded by key in SQL, and one `INSERT … SELECT … ORDER BY email_key ON CONFLICT DO UPDATE` merges
-them (names and phone filled where empty, attributes united, earliest consent kept). The status
-column is never written by that merge, so an import can never re-subscribe anyone; addresses on
-the suppression list or whose customer is not subscribed are skipped. Rows whose export withdraws
-consent (unsubscribed, cleaned) suppress the address and unsubscribe a subscribed customer.
+One transaction: every file is read and validated (a big one by a second process, see
+pipeline.py) into an unindexed TEMP table; duplicates are folded by key in SQL (SQLite: one
+ordered upsert into a key-ordered table; PostgreSQL: round by round), and one
+`INSERT … SELECT … ORDER BY email_key ON CONFLICT DO UPDATE` merges them into customers (names
+and phone filled where empty, attributes united, earliest consent kept). That merge never
+writes the status column, so an import cannot re-subscribe anyone; addresses on the suppression
+list or whose customer is not subscribed are skipped. Rows whose export withdraws consent
+(unsubscribed, cleaned) suppress the address and change the customer as consent.py does.
 """
 
 from __future__ import annotations
