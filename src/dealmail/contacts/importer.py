@@ -48,7 +48,7 @@ from dealmail.contacts.columns import Consent
 from dealmail.contacts.consent import apply_withdrawals_in_bulk
 from dealmail.contacts.csvread import FileFormat, detect_format
 from dealmail.contacts.identity import tag_key
-from dealmail.contacts.pipeline import chunks_from_worker
+from dealmail.contacts.pipeline import can_fork, chunks_from_worker
 from dealmail.contacts.rows import IP_MAX, NAME_MAX, PHONE_MAX, SOURCE_MAX, TagRow, staged_rows
 from dealmail.errors import InvalidInput
 from dealmail.models import (
@@ -301,7 +301,7 @@ def _stage_file(
     valid = 0
     invalid_before = report.invalid
     naive_times = connection.dialect.name == "sqlite"
-    if fmt.path.stat().st_size >= PARALLEL_MIN_BYTES:
+    if fmt.path.stat().st_size >= PARALLEL_MIN_BYTES and can_fork():
         for chunk in chunks_from_worker(
             fmt,
             now,

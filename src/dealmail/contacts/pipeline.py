@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,11 @@ def _produce(
         out.put(("error", exc.message, exc.code))
     except BaseException as exc:  # reported to the parent, which raises
         out.put(("crash", repr(exc), "import_worker_failed"))
+
+
+def can_fork() -> bool:
+    """Forking is cheap and safe enough on Linux; elsewhere the import reads in-process."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def chunks_from_worker(
