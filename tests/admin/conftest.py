@@ -47,13 +47,13 @@ def app(settings: object) -> AppTest:
 
 @pytest.fixture
 def open_page(settings: object, admin_user: str) -> Callable[[str], AppTest]:
-    """A logged-in dashboard showing the page file `name` (e.g. "reports.py")."""
+    """A logged-in dashboard showing the screen file `name` (e.g. "reports.py")."""
 
     def _open(name: str) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
         at.session_state[USER_KEY] = admin_user
         at.run()
-        at.switch_page(f"pages/{name}")
+        at.switch_page(f"screens/{name}")
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         return at

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from dealmail.admin._ui import USER_KEY
-from dealmail.admin.screens import SCREENS
+from dealmail.admin.menu import SCREENS
 from dealmail.cli import app as cli
 from dealmail.cli.admin import APP_FILE, streamlit_argv
 from dealmail.config import get_settings, reset_settings_cache
@@ -19,7 +19,7 @@ from dealmail.config import get_settings, reset_settings_cache
 def _home(app: AppTest) -> AppTest:
     """The home screen, logged out (AppTest runs the router once, then the page file itself)."""
     app.run()
-    app.switch_page("pages/home.py")
+    app.switch_page("screens/home.py")
     return app.run()
 
 
@@ -32,7 +32,7 @@ def _login(at: AppTest, username: str, password: str) -> AppTest:
 @pytest.mark.parametrize("page", [file for file, _title, _icon in SCREENS])
 def test_every_page_shows_only_the_login_form(app: AppTest, admin_user: str, page: str) -> None:
     app.run()
-    app.switch_page(f"pages/{page}")
+    app.switch_page(f"screens/{page}")
     app.run()
     assert not app.exception
     assert [t.value for t in app.title] == ["dealmail"]

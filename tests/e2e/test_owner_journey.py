@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -187,6 +188,7 @@ def _decode_qr(png: bytes) -> str:
 def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
     csv_file = tmp_path / "customers.csv"
     csv_file.write_text(CSV, encoding="utf-8")
     with sync_playwright() as playwright:
@@ -196,6 +198,13 @@ def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
         owner = browser.new_context(viewport=DESKTOP, accept_downloads=True)
         journey = Journey(owner.new_page())
         page = journey.page
+
+        # A screen's own address shows only the login form until someone logs in.
+        page.goto(f"{stack.admin}/reports")
+        journey.expect_text("Log in to manage")
+        expect(page.get_by_text("Redemptions for the accountant")).to_have_count(0)
+        expect(page.get_by_role("link", name="Reports")).to_be_hidden()
+        journey.shot("logged_out")
 
         # Log in with the password `dealmail init` printed.
         page.goto(stack.admin)

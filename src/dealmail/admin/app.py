@@ -6,13 +6,13 @@ import streamlit as st
 
 from dealmail.admin._ui import current_user
 from dealmail.admin.auth import login_form
-from dealmail.admin.screens import PAGES, SCREENS
+from dealmail.admin.menu import SCREENS, SCREENS_DIR
 
 
 def main() -> None:
     st.set_page_config(page_title="dealmail", page_icon=":material/local_offer:", layout="wide")
     pages = [
-        st.Page(PAGES / file, title=title, icon=icon, default=file == "home.py")
+        st.Page(SCREENS_DIR / file, title=title, icon=icon, default=file == "home.py")
         for file, title, icon in SCREENS
     ]
     logged_in = current_user() is not None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PAGES = Path(__file__).parent / "pages"
+# Not "pages/": Streamlit would list a pages/ folder beside app.py to visitors not logged in.
+SCREENS_DIR = Path(__file__).parent / "screens"
 SCREENS = [
     ("home.py", "Home", ":material/home:"),
     ("contacts.py", "Contacts", ":material/group:"),
