@@ -8,11 +8,13 @@ customer is no longer mailable: an unsubscribe takes effect even mid-campaign.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from dealmail.config import Settings
@@ -36,6 +38,12 @@ WAITING = (MessageStatus.QUEUED, MessageStatus.DEFERRED)
 OPEN = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.DEFERRED)
 
 
+def status_is(*statuses: MessageStatus) -> ColumnElement[bool]:
+    """The status filter with its values inlined in the SQL, so PostgreSQL's planner can match
+    the partial indexes (`ix_messages_due`, `ix_messages_leased`) even in a generic plan."""
+    return Message.status.in_([literal(s.value, literal_execute=True) for s in statuses])
+
+
 @dataclass(frozen=True)
 class Claimed:
     id: int
@@ -51,7 +59,7 @@ def requeue_expired(session: Session, now: datetime | None = None) -> int:
     now = now or utcnow()
     result = session.execute(
         update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.lease_expires_at < now)
+        .where(status_is(MessageStatus.SENDING), Message.lease_expires_at < now)
         .values(status=MessageStatus.QUEUED, lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -73,37 +81,46 @@ def claim(
     with a deal get their coupon in the same transaction.
     """
     now = now or utcnow()
-    sending = select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
-    due = (
-        select(Message.id)
-        .where(
-            Message.status.in_(WAITING),
-            Message.next_attempt_at <= now,
-            Message.campaign_id.in_(sending.scalar_subquery()),
-        )
-        .order_by(Message.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    campaigns = list(
+        session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING))
     )
-    rows = session.execute(
-        update(Message)
-        .where(Message.id.in_(due.scalar_subquery()))
-        .values(
-            status=MessageStatus.SENDING,
-            lease_owner=worker,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            updated_at=now,
+    # One campaign at a time, starting at a random one so workers spread over campaigns; by
+    # campaign so the (campaign_id, status) index finds due rows at once, however many rows a
+    # paused campaign keeps queued.
+    random.shuffle(campaigns)
+    rows: list[Any] = []
+    for campaign_id in campaigns:
+        if len(rows) >= limit:
+            break
+        due = (
+            select(Message.id)
+            .where(
+                Message.campaign_id == campaign_id,
+                status_is(*WAITING),
+                Message.next_attempt_at <= now,
+            )
+            .limit(limit - len(rows))
+            .with_for_update(skip_locked=True)
         )
-        .returning(
-            Message.id,
-            Message.campaign_id,
-            Message.customer_id,
-            Message.email,
-            Message.attempts,
-            Message.first_attempt_at,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+        rows += session.execute(
+            update(Message)
+            .where(Message.id.in_(due.scalar_subquery()))
+            .values(
+                status=MessageStatus.SENDING,
+                lease_owner=worker,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(
+                Message.id,
+                Message.campaign_id,
+                Message.customer_id,
+                Message.email,
+                Message.attempts,
+                Message.first_attempt_at,
+            )
+            .execution_options(synchronize_session=False)
+        ).all()
     claimed = [Claimed(*row) for row in rows]
     if not claimed:
         session.commit()
@@ -154,7 +171,7 @@ def renew(session: Session, worker: str, lease_seconds: float, now: datetime | N
     now = now or utcnow()
     result = session.execute(
         update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.lease_owner == worker)
+        .where(status_is(MessageStatus.SENDING), Message.lease_owner == worker)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )

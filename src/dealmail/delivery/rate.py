@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from dealmail.models import SendLog
 from dealmail.shop import ShopSettings
 
-GUARD_SECONDS = 0.05
+GUARD_SECONDS = 0.1
+# Slots are handed out at most this far ahead, so a late send, logged at its real finish
+# (`move_slot`), is seen by every plan made afterwards for the next window.
+MAX_AHEAD_SECONDS = 0.25
 WARMUP_GROWTH = 1.4
 DAY = 86_400.0
 HOUR = 3_600.0
@@ -130,7 +133,7 @@ def reserve(
     worker: str,
     *,
     guard: float = GUARD_SECONDS,
-    max_ahead: float = 1.0,
+    max_ahead: float = MAX_AHEAD_SECONDS,
     give_back: Sequence[int] = (),
 ) -> Reservation:
     """Reserve up to `count` send slots in one short transaction; commits.
@@ -178,6 +181,12 @@ def reserve(
         )
     session.commit()
     return Reservation(now_dt, [s - now for s in slots], max(0.0, next_free - now), ids)
+
+
+def move_slot(session: Session, slot_id: int, at: float) -> None:
+    """Log a send at the time it really finished (later than its slot); commits."""
+    session.execute(update(SendLog).where(SendLog.id == slot_id).values(at=_to_datetime(at)))
+    session.commit()
 
 
 def give_back(session: Session, ids: Sequence[int]) -> None:

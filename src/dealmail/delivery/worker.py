@@ -365,7 +365,7 @@ class Worker:
 
     def _sender(self, index: int) -> None:
         backend: Backend | None = None
-        slots: deque[tuple[float, int]] = deque()
+        slots: deque[Slot] = deque()
         with self.sessions() as session:
             batch = ResultBatch(self, session)
             try:
@@ -396,38 +396,47 @@ class Worker:
             finally:
                 batch.flush()
                 if slots:
-                    rate.give_back(session, [slot_id for _deadline, slot_id in slots])
+                    rate.give_back(session, [slot.id for slot in slots])
                 if backend is not None:
                     backend.close()
 
     def _wait_for_slot(
-        self, session: Session, slots: deque[tuple[float, int]], batch: ResultBatch
-    ) -> float | None:
+        self, session: Session, slots: deque[Slot], batch: ResultBatch
+    ) -> Slot | None:
         """Block until a reserved slot is due. None: stopping, or the next slot is far off (the
-        message goes back to the queue until then: see `self.next_free`)."""
+        message goes back to the queue until then: see `self.next_free`).
+
+        A slot is used only if the send starts within GUARD/2 of its time; one missed is given
+        back. Database chores (recording results, giving slots back) happen before waiting,
+        never between the slot's time and the send.
+        """
         windows = self.limits.windows
         if not windows:
-            return 0.0
-        stale: list[int] = []
+            return UNLIMITED
+        late_by = rate.GUARD_SECONDS / 2
         while not self.stop_event.is_set():
             while slots:
-                deadline, slot_id = slots.popleft()
+                deadline = slots[0].due
                 now = time.monotonic()
-                if now <= deadline + rate.GUARD_SECONDS / 2:
+                if now > deadline + late_by:
+                    batch.stale.append(slots.popleft().id)
+                    continue
+                if deadline > now:
+                    batch.flush()
+                    now = time.monotonic()
                     if deadline > now:
-                        batch.flush()  # never sit on results while waiting
                         self.stop_event.wait(deadline - now)
-                    if stale:
-                        rate.give_back(session, stale)
-                    return deadline
-                # Too late for this slot: sending now could crowd a later window. Give it back.
-                stale.append(slot_id)
+                    if time.monotonic() > deadline + late_by:
+                        continue  # the chores or the wait overran: this slot is stale now
+                return slots.popleft()
             batch.flush()
-            reservation = rate.reserve(session, RESERVE_AHEAD, windows, self.name, give_back=stale)
-            stale = []
+            reservation = rate.reserve(
+                session, RESERVE_AHEAD, windows, self.name, give_back=batch.take_stale()
+            )
             reference = time.monotonic()
+            db_clock = reservation.db_now.timestamp() - reference
             slots.extend(
-                (reference + delay, slot_id)
+                Slot(reference + delay, slot_id, db_clock)
                 for delay, slot_id in zip(reservation.delays, reservation.ids, strict=True)
             )
             if not slots:
@@ -435,8 +444,6 @@ class Worker:
                     self.next_free = utcnow() + timedelta(seconds=reservation.retry_in)
                     return None
                 self.stop_event.wait(reservation.retry_in)
-        if stale:
-            rate.give_back(session, stale)
         return None
 
     def _deliver(
@@ -444,7 +451,7 @@ class Worker:
         session: Session,
         backend: Backend,
         item: Outgoing,
-        slots: deque[tuple[float, int]],
+        slots: deque[Slot],
         batch: ResultBatch,
     ) -> Outcome | None:
         message = item.claimed
@@ -455,9 +462,18 @@ class Worker:
             message_queue.release(session, self.name, [message.id])
             return None
         composed = item.composed
-        if self._wait_for_slot(session, slots, batch) is None or self.stop_event.is_set():
+        opener = getattr(backend, "open", None)
+        if self.limits.windows and callable(opener):
+            try:
+                opener()  # connect before taking a slot: the slot times the send, not a connect
+            except SendError as exc:
+                return Outcome(message, None, exc, None, utcnow())
+        slot = self._wait_for_slot(session, slots, batch)
+        if slot is None or self.stop_event.is_set():
             later = None if self.stop_event.is_set() else self.next_free
             message_queue.release(session, self.name, [message.id], not_before=later)
+            if slot is not None and slot is not UNLIMITED:
+                batch.stale.append(slot.id)
             return None
         try:
             result = backend.send(composed)
@@ -469,7 +485,17 @@ class Worker:
             )
             error = SendError(FailureKind.PERMANENT, f"unexpected error: {exc!r}", code="internal")
             return Outcome(message, None, error, None, utcnow())
+        finally:
+            if slot is not UNLIMITED:
+                self._correct_late_slot(session, slot)
         return Outcome(message, result, None, composed.message_id, utcnow())
+
+    def _correct_late_slot(self, session: Session, slot: Slot) -> None:
+        """A send that finished after its slot's guard (a slow server, a stalled thread) is
+        logged at its finish, so slots planned from now on count it where it really fell."""
+        finished = time.monotonic()
+        if finished > slot.due + rate.GUARD_SECONDS:
+            rate.move_slot(session, slot.id, finished + slot.db_clock)
 
     def _rate_exhausted(self) -> bool:
         return self.next_free is not None and self.next_free > utcnow()
@@ -536,6 +562,18 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """A reserved send time on this process's monotonic clock, and its send_log row."""
+
+    due: float
+    id: int
+    db_clock: float  # add to a monotonic time to get the database clock's epoch seconds
+
+
+UNLIMITED = Slot(0.0, 0, 0.0)  # no rate limit configured: nothing reserved
+
+
+@dataclass(frozen=True)
 class Outcome:
     claimed: Claimed
     result: SendResult | None
@@ -555,6 +593,7 @@ class ResultBatch:
         self.worker = worker
         self.session = session
         self.outcomes: list[Outcome] = []
+        self.stale: list[int] = []  # rate-limit slots reached too late, to give back
         self.handled = 0  # queue items taken, whose task_done waits for the commit
         self.started = 0.0
 
@@ -568,7 +607,13 @@ class ResultBatch:
     def due(self) -> bool:
         return len(self.outcomes) >= GROUP_MAX or time.monotonic() - self.started >= GROUP_SECONDS
 
+    def take_stale(self) -> list[int]:
+        stale, self.stale = self.stale, []
+        return stale
+
     def flush(self) -> None:
+        if self.stale:
+            rate.give_back(self.session, self.take_stale())
         outcomes, handled = self.outcomes, self.handled
         self.outcomes, self.handled = [], 0
         if outcomes:

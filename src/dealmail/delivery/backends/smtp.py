@@ -39,19 +39,26 @@ class SmtpBackend:
         self.ssl_context = ssl_context
         self._connection: smtplib.SMTP | None = None
 
+    def open(self) -> None:
+        """Connect now (the rate limiter times sends, so a slow first connect must come first)."""
+        if self._connection is None:
+            self._connection = self._connect()
+
+    def _context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
     def _connect(self) -> smtplib.SMTP:
-        context = self.ssl_context or ssl.create_default_context()
         try:
             connection: smtplib.SMTP
             if self.tls == "ssl":
                 connection = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=context
+                    self.host, self.port, timeout=self.timeout, context=self._context()
                 )
             else:
                 connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             connection.ehlo()
             if self.tls == "starttls":
-                connection.starttls(context=context)
+                connection.starttls(context=self._context())
                 connection.ehlo()
             if self.username:
                 connection.login(self.username, self.password or "")
