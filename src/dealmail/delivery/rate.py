@@ -2,11 +2,12 @@
 
 A worker reserves send slots in a short locked transaction (PostgreSQL: an advisory lock;
 SQLite: BEGIN IMMEDIATE), reading the send log's trailing windows and inserting its
-reservations with their times. It then sends each message no earlier than its slot and no later
-than `GUARD_SECONDS` after it (else the slot is given up and another reserved). Slots are spaced
-so that any `limit + 1` of them span at least `window + GUARD_SECONDS`: whatever the network
-or thread-scheduling delay within the guard, no window of the configured length at the receiving
-server ever holds more than the limit.
+reservations with their times (at most `MAX_AHEAD_SECONDS` ahead). Slots are spaced so that any
+`limit + 1` of them span at least `window + GUARD_SECONDS`. A worker connects first, then starts
+each send within half the guard after its slot (a slot reached later is given back, costing no
+quota), and a send that finishes after the guard is logged at its finish (`move_slot`), so every
+later plan counts it where it really fell. So no window of the configured length, counted at the
+receiving server, holds more than the limit, however many workers send.
 """
 
 from __future__ import annotations
