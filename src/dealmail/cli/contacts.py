@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
+from sqlalchemy.orm import Session
 
 from dealmail.cli._common import cli_session, console, err_console, print_json
 from dealmail.cli._groups import contacts_app
@@ -62,8 +62,13 @@ def import_command(
 
 
 def _import_with_progress(
-    session: Any, files: list[Path], tags: list[str], overrides: Any, dry_run: bool
+    session: Session,
+    files: list[Path],
+    tags: list[str],
+    overrides: dict[str, str | None],
+    dry_run: bool,
 ) -> ImportReport:
+    """A bar by bytes read on stderr (a terminal only); it says "merging" once all is read."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     total = sum(p.stat().st_size for p in files)
@@ -76,13 +81,12 @@ def _import_with_progress(
         transient=True,
     ) as bar:
         task = bar.add_task("reading", total=total)
+
+        def tick(done: int) -> None:
+            bar.update(task, completed=done, description="merging" if done >= total else "reading")
+
         return import_contacts(
-            session,
-            files,
-            tags=tags,
-            overrides=overrides,
-            dry_run=dry_run,
-            progress=lambda done: bar.update(task, completed=done),
+            session, files, tags=tags, overrides=overrides, dry_run=dry_run, progress=tick
         )
 
 
