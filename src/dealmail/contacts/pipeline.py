@@ -103,6 +103,9 @@ def chunks_from_worker(
         args=(fmt, now, first_seq, file_no, naive_times, channel),
         daemon=True,
     )
+    # The child flushes its copy of these buffers on exit: empty them first, or output twice.
+    sys.stdout.flush()
+    sys.stderr.flush()
     worker.start()
     try:
         while True:
