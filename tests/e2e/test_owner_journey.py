@@ -10,6 +10,7 @@ Screenshots of every step are kept under test-artifacts/owner_journey/.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import re
@@ -237,6 +238,15 @@ def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
         journey.click("Import")
         journey.expect_text("Imported: 1 new, 0 updated, 1 invalid rows.")
         journey.shot("contacts_imported")
+        page.get_by_role("tab", name="Export").click()
+        with page.expect_download() as contacts_download:
+            journey.click("Download contacts.csv")
+        exported = tmp_path / "contacts.csv"
+        contacts_download.value.save_as(exported)
+        contacts = list(csv.DictReader(exported.open(encoding="utf-8")))
+        assert [(c["email"], c["first_name"], c["tags"]) for c in contacts] == [
+            ("anna@example.com", "Anna", "regulars")
+        ]
 
         # A deal, then a campaign carrying it.
         journey.go("Deals")

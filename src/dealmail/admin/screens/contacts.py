@@ -17,10 +17,13 @@ from dealmail.contacts.columns import FIELD_HEADERS
 from dealmail.contacts.csvread import FileFormat
 from dealmail.contacts.export import write_csv
 from dealmail.contacts.importer import ImportReport, import_contacts, inspect_files
-from dealmail.contacts.queries import export_rows
+from dealmail.contacts.queries import counts_by_tag, export_rows
+from dealmail.contacts.segments import list_segments
+from dealmail.models import CustomerStatus
 
 UPLOAD_KEY = "contacts_upload"
 NO_COLUMN = "(not in this file)"
+ANY = "(any)"
 FIELD_LABELS = {
     "email": "Email",
     "first_name": "First name",
@@ -150,11 +153,37 @@ def _import_section() -> None:
             st.rerun()
 
 
-def _contacts_csv() -> bytes:
-    text = io.StringIO()
+def _export_section() -> None:
     with db() as session:
-        write_csv(export_rows(session), text)
-    return text.getvalue().encode("utf-8")
+        tags = list(counts_by_tag(session))
+        segments = [segment.name for segment in list_segments(session)]
+    st.markdown("Customers with their tags and consent, as CSV (formula-safe for spreadsheets).")
+    cols = st.columns(3)
+    status = cols[0].selectbox(
+        "Status", [ANY, *(s.value for s in CustomerStatus)], key="export_status"
+    )
+    tag = cols[1].selectbox("Tag", [ANY, *tags], key="export_tag")
+    segment = cols[2].selectbox("Segment", [ANY, *segments], key="export_segment")
+
+    def contacts_csv() -> bytes:
+        text = io.StringIO()
+        with db() as session:
+            rows = export_rows(
+                session,
+                status=None if status == ANY else status,
+                tag=None if tag == ANY else tag,
+                segment=None if segment == ANY else segment,
+            )
+            write_csv(rows, text)
+        return text.getvalue().encode("utf-8")
+
+    st.download_button(
+        "Download contacts.csv",
+        contacts_csv,
+        file_name="contacts.csv",
+        mime="text/csv",
+        key="download_contacts",
+    )
 
 
 def main() -> None:
@@ -166,14 +195,7 @@ def main() -> None:
     with finding:
         customers_view.render()
     with exporting:
-        st.markdown("Every customer not deleted, with tags and consent, as CSV.")
-        st.download_button(
-            "Download contacts.csv",
-            _contacts_csv,
-            file_name="contacts.csv",
-            mime="text/csv",
-            key="download_contacts",
-        )
+        _export_section()
 
 
 main()
