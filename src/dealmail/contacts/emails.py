@@ -77,7 +77,7 @@ class EmailNormaliser:
         local, at, domain = raw.partition("@")
         # DOT_ATOM_TEXT admits only ASCII atext and single dots: no quotes, no Unicode.
         if at and "@" not in domain and DOT_ATOM_TEXT.match(local) is not None:
-            found = self._domain(domain)
+            found = self._domains.get(domain) or self._domain(domain)
             if isinstance(found, str):
                 raise InvalidEmail(found)
             if len(local) + 1 + found.longest_utf8 <= EMAIL_MAX_LENGTH:

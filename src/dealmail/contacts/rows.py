@@ -80,6 +80,9 @@ def time_reader(now: datetime, *, naive_text: bool) -> Callable[[str], Any]:
             return default
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        elif naive_text and len(value) == 19 and value[4] == value[7] == "-" and value[10] == " ":
+            # Already "YYYY-MM-DD HH:MM:SS" (Mailchimp): no need to format it again.
+            return value + ".000000" if parsed <= now_naive else default
         if parsed > now_naive:
             return default
         return parsed.isoformat(" ", "microseconds") if naive_text else parsed.replace(tzinfo=UTC)
@@ -126,6 +129,8 @@ def staged_rows(
     sha256 = hashlib.sha256
     name = fmt.path.name
     opt_in = int(Consent.OPT_IN)
+    # No column speaks of consent: every row is an opt-in (the owner vouches for the list).
+    plain_opt_in = forced is None and _ABSENT == consent_i == unsub_i == cleaned_i
     seq = first_seq
     for line, cells in read_records(fmt, on_bytes):
         seq += 1
@@ -139,7 +144,9 @@ def staged_rows(
         except InvalidEmail as exc:
             invalid(name, line, f"{raw[:80]}: {exc}")
             continue
-        if forced is not None:
+        if plain_opt_in:
+            consent = opt_in
+        elif forced is not None:
             consent = int(forced)
         else:
             if has_consent_column:
@@ -166,17 +173,18 @@ def staged_rows(
         if tags_i < n and (cell := cells[tags_i].strip()):
             for tag in split_tags(cell):
                 tags_out.append((key, tag_key(tag), tag[:TAG_MAX]))
-        first = cells[first_i].strip() if first_i < n else ""
-        last = cells[last_i].strip() if last_i < n else ""
-        phone = cells[phone_i].strip() if phone_i < n else ""
+        # split() trims and folds inner runs of spaces and line breaks in one go.
+        first = " ".join(cells[first_i].split()) if first_i < n else ""
+        last = " ".join(cells[last_i].split()) if last_i < n else ""
+        phone = " ".join(cells[phone_i].split()) if phone_i < n else ""
         yield (
             seq,
             email,
             key,
             sha256(key.encode()).hexdigest(),
-            " ".join(first.split())[:NAME_MAX] if first else None,
-            " ".join(last.split())[:NAME_MAX] if last else None,
-            " ".join(phone.split())[:PHONE_MAX] if phone else None,
+            first[:NAME_MAX] or None,
+            last[:NAME_MAX] or None,
+            phone[:PHONE_MAX] or None,
             attributes,
             consent,
             consent_at,
