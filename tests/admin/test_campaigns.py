@@ -61,7 +61,7 @@ def test_create_then_edit(open_page: Open, shop: None, reading: Reading) -> None
     assert "Campaign 'Spring sale' created." in texts(at)
     assert at.selectbox(key="campaign_choice").value == "Spring sale"
     assert "Status: **draft**" in texts(at)
-    at.text_input(key="c_subject").input("Spring is really here")
+    at.text_input(key="c_subject:Spring sale").input("Spring is really here")
     submit(at, "Save changes")
     assert "Saved." in texts(at)
     with reading() as session:
@@ -102,16 +102,16 @@ def test_checklist_preview_and_test_send(
     at = _create(open_page("campaigns.py"))
     assert "Audience: **3** subscribed customers." in texts(at)
     assert "Ready to send." in texts(at)
-    at.text_input(key="preview_customer").input("nobody@example.com")
+    at.text_input(key="preview_customer:Spring sale").input("nobody@example.com")
     at.run()
     assert errors(at) == ["no customer with address 'nobody@example.com'"]
-    at.text_input(key="preview_customer").input("c1@example.com")
+    at.text_input(key="preview_customer:Spring sale").input("c1@example.com")
     at.run()
     assert not errors(at)
-    at.text_input(key="test_to").input("not an address")
+    at.text_input(key="test_to:Spring sale").input("not an address")
     submit(at, "Send test")
     assert errors(at)[0].startswith("--to:")
-    at.text_input(key="test_to").input("owner@example.com")
+    at.text_input(key="test_to:Spring sale").input("owner@example.com")
     submit(at, "Send test")
     assert "Test sent to owner@example.com through file." in texts(at)
     [sent] = list(outbox.glob("*.eml"))
@@ -132,7 +132,7 @@ def test_send_now_pause_resume_cancel(open_page: Open, shop: None, reading: Read
     at = _create(open_page("campaigns.py"))
     submit(at, "Send")
     assert errors(at) == ["Tick the box to confirm: sending cannot be undone."]
-    at.checkbox(key="send_sure").check()
+    at.checkbox(key="send_sure:Spring sale").check()
     submit(at, "Send")
     assert "Sending started." in texts(at)
     assert "Status: **sending**" in texts(at)
@@ -143,7 +143,7 @@ def test_send_now_pause_resume_cancel(open_page: Open, shop: None, reading: Read
     submit(at, "Resume")
     assert "Status: **sending**" in texts(at)
     assert next(b for b in at.button if b.label == "Cancel campaign").disabled
-    at.checkbox(key="cancel_sure").check()
+    at.checkbox(key="cancel_sure:Spring sale").check()
     at.run()
     submit(at, "Cancel campaign")
     assert "Status: **cancelled**" in texts(at)
@@ -154,13 +154,26 @@ def test_send_now_pause_resume_cancel(open_page: Open, shop: None, reading: Read
 
 def test_schedule_for_later(open_page: Open, shop: None, reading: Reading) -> None:
     at = _create(open_page("campaigns.py"))
-    at.radio(key="send_when").set_value("At a time")
+    at.radio(key="send_when:Spring sale").set_value("At a time")
     next_year = date.today().year + 1
-    at.date_input(key="send_day").set_value(date(next_year, 1, 1))
-    at.time_input(key="send_time").set_value(time(9, 30))
-    at.checkbox(key="send_sure").check()
+    at.date_input(key="send_day:Spring sale").set_value(date(next_year, 1, 1))
+    at.time_input(key="send_time:Spring sale").set_value(time(9, 30))
+    at.checkbox(key="send_sure:Spring sale").check()
     submit(at, "Send")
     assert "Scheduled." in texts(at)
     assert f"Scheduled for {next_year}-01-01 09:30" in texts(at)
     with reading() as session:
         assert get_campaign(session, "Spring sale").status == "scheduled"
+
+
+def test_each_campaign_shows_its_own_values(open_page: Open, shop: None) -> None:
+    at = _create(open_page("campaigns.py"), name="First", subject="First subject")
+    at.selectbox(key="campaign_choice").set_value("➕ New campaign")
+    at.run()
+    at = _create(at, name="Second", subject="Second subject")
+    assert at.text_input(key="c_subject:Second").value == "Second subject"
+    at.checkbox(key="send_sure:Second").check()
+    at.selectbox(key="campaign_choice").set_value("First")
+    at.run()
+    assert at.text_input(key="c_subject:First").value == "First subject"
+    assert not at.checkbox(key="send_sure:First").value

@@ -9,11 +9,16 @@ import streamlit as st
 EVERYONE, SEGMENT, TAGS = "Every subscribed customer", "A saved segment", "Customers with tags"
 
 
-def picker(current: dict[str, Any], segments: list[str], tags: list[str]) -> dict[str, Any]:
-    """Widgets inside the caller's form; returns the audience rule they describe."""
+def picker(
+    current: dict[str, Any], segments: list[str], tags: list[str], suffix: str = ""
+) -> dict[str, Any]:
+    """Widgets inside the caller's form; returns the audience rule they describe. `suffix` keeps
+    each campaign's widgets apart."""
     kinds = [EVERYONE, SEGMENT, TAGS]
     preset = SEGMENT if current.get("segment") else TAGS if current.get("tags") else EVERYONE
-    kind = st.radio("Audience", kinds, index=kinds.index(preset), horizontal=True, key="c_aud")
+    kind = st.radio(
+        "Audience", kinds, index=kinds.index(preset), horizontal=True, key="c_aud" + suffix
+    )
     left, middle, right = st.columns([2, 2, 1])
     segment_options = segments or ["(no segment yet)"]
     chosen_segment = current.get("segment")
@@ -26,13 +31,13 @@ def picker(current: dict[str, Any], segments: list[str], tags: list[str]) -> dic
         "Tags",
         tags,
         default=[t for t in current.get("tags") or [] if t in tags],
-        key="c_aud_tags",
+        key="c_aud_tags" + suffix,
     )
     match = right.radio(
         "Match",
         ["any", "all"],
         index=1 if current.get("match") == "all" else 0,
-        key="c_aud_match",
+        key="c_aud_match" + suffix,
     )
     if kind == SEGMENT:
         return {"segment": segment if segments else ""}

@@ -9,7 +9,15 @@ from typing import Any
 import streamlit as st
 
 from dealmail.admin import campaign_audience
-from dealmail.admin._ui import attempt, db, email_frame, local_time, require_login, settings
+from dealmail.admin._ui import (
+    FLASH_KEY,
+    attempt,
+    db,
+    email_frame,
+    local_time,
+    require_login,
+    settings,
+)
 from dealmail.campaigns.preflight import run_preflight
 from dealmail.campaigns.preview import preview_html, send_test
 from dealmail.campaigns.render import available_themes
@@ -39,21 +47,29 @@ def _form(existing: dict[str, Any] | None, choices: dict[str, list[str]]) -> Non
     deals, themes = choices["deals"], available_themes()
     creating = existing is None
     values = existing or {}
+
+    def k(field: str) -> str:
+        """Widget keys per campaign, so opening another campaign shows its own values."""
+        return field if creating else f"{field}:{values['name']}"
+
     with st.form("campaign_form"):
-        name = st.text_input("Name", values.get("name", ""), disabled=not creating, key="c_name")
-        subject = st.text_input("Subject", values.get("subject") or "", key="c_subject")
+        name = st.text_input("Name", values.get("name", ""), disabled=not creating, key=k("c_name"))
+        subject = st.text_input("Subject", values.get("subject") or "", key=k("c_subject"))
         preheader = st.text_input(
-            "Preheader (preview text)", values.get("preheader") or "", key="c_pre"
+            "Preheader (preview text)", values.get("preheader") or "", key=k("c_pre")
         )
         deal_options = [NO_DEAL, *deals]
         deal = st.selectbox(
             "Deal",
             deal_options,
             index=deal_options.index(values["deal"]) if values.get("deal") in deal_options else 0,
-            key="c_deal",
+            key=k("c_deal"),
         )
         audience = campaign_audience.picker(
-            values.get("audience") or {}, choices["segments"], choices["tags"]
+            values.get("audience") or {},
+            choices["segments"],
+            choices["tags"],
+            suffix="" if creating else f":{values['name']}",
         )
         template_options = [*themes, CUSTOM_HTML]
         template = values.get("template") or (themes[0] if themes else CUSTOM_HTML)
@@ -62,33 +78,38 @@ def _form(existing: dict[str, Any] | None, choices: dict[str, list[str]]) -> Non
             "Template",
             template_options,
             index=template_options.index(template) if template in template_options else 0,
-            key="c_template",
+            key=k("c_template"),
         )
         html = st.text_area(
             "Custom HTML (Jinja placeholders; must contain {{ unsubscribe_url }})",
-            key="c_html",
+            values.get("html_template") or "",
+            key=k("c_html"),
             height=150,
         )
-        heading = st.text_input("Heading", values.get("heading") or "", key="c_heading")
-        body = st.text_area("Body (Markdown)", values.get("body_markdown") or "", key="c_body")
+        heading = st.text_input("Heading", values.get("heading") or "", key=k("c_heading"))
+        body = st.text_area("Body (Markdown)", values.get("body_markdown") or "", key=k("c_body"))
         left, right = st.columns(2)
         image_url = left.text_input(
-            "Image URL (optional)", values.get("image_url") or "", key="c_img"
+            "Image URL (optional)", values.get("image_url") or "", key=k("c_img")
         )
         image_alt = right.text_input(
-            "Image description", values.get("image_alt") or "", key="c_alt"
+            "Image description", values.get("image_alt") or "", key=k("c_alt")
         )
-        button_text = left.text_input("Button text", values.get("button_text") or "", key="c_btn")
+        button_text = left.text_input(
+            "Button text", values.get("button_text") or "", key=k("c_btn")
+        )
         button_url = right.text_input(
-            "Button link", values.get("button_url") or "", key="c_btn_url"
+            "Button link", values.get("button_url") or "", key=k("c_btn_url")
         )
         from_name = left.text_input(
-            "From name (empty: shop's)", values.get("from_name") or "", key="c_from"
+            "From name (empty: shop's)", values.get("from_name") or "", key=k("c_from")
         )
         from_email = right.text_input(
-            "From address (empty: shop's)", values.get("from_email") or "", key="c_from_email"
+            "From address (empty: shop's)", values.get("from_email") or "", key=k("c_from_email")
         )
-        reply_to = st.text_input("Reply-to (optional)", values.get("reply_to") or "", key="c_reply")
+        reply_to = st.text_input(
+            "Reply-to (optional)", values.get("reply_to") or "", key=k("c_reply")
+        )
         submitted = st.form_submit_button(
             "Create campaign" if creating else "Save changes", type="primary"
         )
@@ -112,17 +133,15 @@ def _form(existing: dict[str, Any] | None, choices: dict[str, list[str]]) -> Non
         from_email=from_email,
         reply_to=reply_to,
     )
-    if custom and not html.strip() and creating:
+    if custom and not html.strip():
         st.error("Paste the custom HTML, or choose a built-in template.")
         return
-    if custom and not html.strip():
-        data = CampaignInput(**{**data.__dict__, "html_template": None})
     with db() as session:
         if creating:
             done = attempt(lambda: create_campaign(session, name.strip(), data))
             if done is not None:
                 st.session_state["campaign_next"] = done.name
-                st.session_state["dealmail_flash"] = f"Campaign {done.name!r} created."
+                st.session_state[FLASH_KEY] = f"Campaign {done.name!r} created."
                 st.rerun()
         else:
             attempt(lambda: edit_campaign(session, values["name"], data), success="Saved.")
@@ -131,7 +150,8 @@ def _form(existing: dict[str, Any] | None, choices: dict[str, list[str]]) -> Non
 def _preview(name: str) -> None:
     st.subheader("Preview")
     customer = st.text_input(
-        "As this customer would see it (email; empty: a sample customer)", key="preview_customer"
+        "As this customer would see it (email; empty: a sample customer)",
+        key=f"preview_customer:{name}",
     )
     with db() as session:
         html = attempt(
@@ -165,7 +185,7 @@ def _preflight(name: str) -> bool:
 def _test_send(name: str) -> None:
     with st.form("test_send"):
         st.markdown("**Send a test** (its coupon can never be redeemed)")
-        to = st.text_input("To", key="test_to")
+        to = st.text_input("To", key=f"test_to:{name}")
         submitted = st.form_submit_button("Send test")
     if submitted:
         with db() as session:
@@ -179,11 +199,11 @@ def _send(name: str, status: str, ready: bool) -> None:
         return
     st.subheader("Send")
     with st.form("send_campaign"):
-        when = st.radio("When", ["Now", "At a time"], horizontal=True, key="send_when")
+        when = st.radio("When", ["Now", "At a time"], horizontal=True, key=f"send_when:{name}")
         left, right = st.columns(2)
-        day = left.date_input("Day", key="send_day")
-        moment = right.time_input("Time (shop time)", key="send_time")
-        sure = st.checkbox("I have checked the preview and the checklist", key="send_sure")
+        day = left.date_input("Day", key=f"send_day:{name}")
+        moment = right.time_input("Time (shop time)", key=f"send_time:{name}")
+        sure = st.checkbox("I have checked the preview and the checklist", key=f"send_sure:{name}")
         submitted = st.form_submit_button("Send", type="primary", disabled=not ready)
     if not submitted:
         return
@@ -211,7 +231,7 @@ def _controls(name: str, status: str) -> None:
         with db() as session:
             attempt(lambda: control.resume(session, name, settings()), success="Resumed.")
     if status in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED):
-        sure = cols[2].checkbox("Really cancel", key="cancel_sure")
+        sure = cols[2].checkbox("Really cancel", key=f"cancel_sure:{name}")
         if cols[1].button("Cancel campaign", key="cancel_campaign", disabled=not sure):
             with db() as session:
                 attempt(lambda: control.cancel(session, name), success="Cancelled.")
@@ -260,7 +280,9 @@ def main() -> None:
         _form(None, choices)
         return
     with db() as session:
-        described = describe_campaign(session, get_campaign(session, choice))
+        campaign = get_campaign(session, choice)
+        described = describe_campaign(session, campaign)
+        described["html_template"] = campaign.html_template
     status = described["status"]
     st.markdown(f"Status: **{status}**")
     if described.get("send_at") and status == CampaignStatus.SCHEDULED:
