@@ -63,7 +63,7 @@ def test_concurrent_reservations_never_overfill_a_window(engine: Engine) -> None
     with factory() as own:
         times = sorted(t.timestamp() for t in own.scalars(select(SendLog.at)))
         workers = set(own.scalars(select(SendLog.worker)))
-    assert len(workers) == 4
+    assert len(workers) >= 2  # they really competed (SQLite's lock is not fair, so not all 4)
     assert len(times) >= 40  # two full windows at least were granted
     for i in range(len(times) - 20):
         assert times[i + 20] - times[i] >= 1.0 + GUARD_SECONDS - 1e-5

@@ -5,9 +5,10 @@ SQLite: BEGIN IMMEDIATE), reading the send log's trailing windows and inserting 
 reservations with their times (at most `MAX_AHEAD_SECONDS` ahead). Slots are spaced so that any
 `limit + 1` of them span at least `window + GUARD_SECONDS`. A worker connects first, then starts
 each send within half the guard after its slot (a slot reached later is given back, costing no
-quota), and a send that finishes after the guard is logged at its finish (`move_slot`), so every
-later plan counts it where it really fell. So no window of the configured length, counted at the
-receiving server, holds more than the limit, however many workers send.
+quota), and a send that finishes after the guard is logged again at its finish
+(`log_late_finish`): any window that could hold its arrival then counts it. So no window of
+the configured length, counted at the receiving server, holds more than the limit, however
+many workers send.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from dealmail.models import SendLog
 from dealmail.shop import ShopSettings
 
 GUARD_SECONDS = 0.1
-# Slots are handed out at most this far ahead, so a late send, logged at its real finish
-# (`move_slot`), is seen by every plan made afterwards for the next window.
+# Slots are handed out at most this far ahead, so a late send, logged again at its finish
+# (`log_late_finish`), is seen by the plans for the next window.
 MAX_AHEAD_SECONDS = 0.25
 WARMUP_GROWTH = 1.4
 DAY = 86_400.0
@@ -184,9 +185,10 @@ def reserve(
     return Reservation(now_dt, [s - now for s in slots], max(0.0, next_free - now), ids)
 
 
-def move_slot(session: Session, slot_id: int, at: float) -> None:
-    """Log a send at the time it really finished (later than its slot); commits."""
-    session.execute(update(SendLog).where(SendLog.id == slot_id).values(at=_to_datetime(at)))
+def log_late_finish(session: Session, at: float, worker: str) -> None:
+    """A send that finished after its slot's guard may have arrived anywhere from its slot to
+    `at`: log `at` too, so every window that could hold the arrival counts it; commits."""
+    session.execute(insert(SendLog).values(at=_to_datetime(at), worker=worker))
     session.commit()
 
 

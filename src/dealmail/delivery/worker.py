@@ -492,10 +492,10 @@ class Worker:
 
     def _correct_late_slot(self, session: Session, slot: Slot) -> None:
         """A send that finished after its slot's guard (a slow server, a stalled thread) is
-        logged at its finish, so slots planned from now on count it where it really fell."""
+        logged at its finish as well, since it may have arrived any time in between."""
         finished = time.monotonic()
         if finished > slot.due + rate.GUARD_SECONDS:
-            rate.move_slot(session, slot.id, finished + slot.db_clock)
+            rate.log_late_finish(session, finished + slot.db_clock, self.name)
 
     def _rate_exhausted(self) -> bool:
         return self.next_free is not None and self.next_free > utcnow()
