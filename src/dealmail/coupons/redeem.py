@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from dealmail.coupons import guard
 from dealmail.coupons.lookup import CodeRef, parse_code
+from dealmail.coupons.prepared import Prepared, Runner
 from dealmail.coupons.validity import expiry_cutoff, start_cutoff, window_state
 from dealmail.coupons.verdicts import (
     HTTP_STATUS,
@@ -96,11 +97,11 @@ def _facts_query(column: Any) -> Any:
 
 # Built once: the hot path runs them per request, and building costs more than running.
 _FACTS_BY = {
-    "token": _facts_query(Coupon.token_hash),
-    "short_code": _facts_query(Coupon.short_code_hash),
-    "id": _facts_query(Coupon.id),
+    "token": Prepared(_facts_query(Coupon.token_hash)),
+    "short_code": Prepared(_facts_query(Coupon.short_code_hash)),
+    "id": Prepared(_facts_query(Coupon.id)),
 }
-_SPEND = (
+_SPEND = Prepared(
     update(Coupon)
     .where(
         Coupon.id == bindparam("coupon_id"),
@@ -119,18 +120,28 @@ _SPEND = (
     )
     .values(uses=Coupon.uses + 1)
 )
-_INSERT_REDEMPTION = insert(Redemption).returning(Redemption.id)
+_REDEMPTION_COLUMNS = (
+    "coupon_id",
+    "campaign_id",
+    "location_id",
+    "device_id",
+    "redeemed_at",
+    "discount_value",
+    "order_reference",
+)
+_INSERT_REDEMPTION = Prepared(insert(Redemption).returning(Redemption.id), _REDEMPTION_COLUMNS)
 _FIND_RECORD = select(
     IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response
 ).where(
     IdempotencyRecord.device_id == bindparam("device_id"),
     IdempotencyRecord.key == bindparam("key"),
 )
-_INSERT_RECORD = insert(IdempotencyRecord)
+_RECORD_COLUMNS = ("device_id", "key", "request_hash", "status_code", "response", "created_at")
+_INSERT_RECORD = Prepared(insert(IdempotencyRecord), _RECORD_COLUMNS)
 
 
 def _facts(
-    connection: Connection,
+    runner: Runner,
     by: str,
     lookup: str | int,
     device: DeviceInfo,
@@ -140,12 +151,12 @@ def _facts(
 ) -> CouponFacts | None:
     parameters = {"lookup": lookup, "location_id": device.location_id, "key": key}
     parameters |= guard.parameters(device.id, ip, now)
-    row = connection.execute(_FACTS_BY[by], parameters).first()
+    row = runner.first(_FACTS_BY[by], parameters)
     return None if row is None else CouponFacts(*row)
 
 
 def _find_facts(
-    connection: Connection,
+    runner: Runner,
     ref: CodeRef,
     device: DeviceInfo,
     ip: str | None,
@@ -154,7 +165,7 @@ def _find_facts(
 ) -> CouponFacts | None:
     if ref.kind == "malformed":
         return None
-    return _facts(connection, ref.kind, ref.hash, device, ip, now, key)
+    return _facts(runner, ref.kind, ref.hash, device, ip, now, key)
 
 
 def _unknown(
@@ -189,7 +200,7 @@ def validate(
     now = now or utcnow()
     ref = parse_code(secret, code)
     connection = session.connection()
-    facts = _find_facts(connection, ref, device, ip, now)
+    facts = _find_facts(Runner(connection), ref, device, ip, now)
     if facts is None:
         answer = _unknown(connection, ref, device, ip, now)
         session.commit()
@@ -262,7 +273,7 @@ def check_idempotency_key(key: str | None) -> str | None:
 
 def _spend(
     session: Session,
-    connection: Connection,
+    runner: Runner,
     facts: CouponFacts,
     device: DeviceInfo,
     ip: str | None,
@@ -272,7 +283,7 @@ def _spend(
 ) -> Answer:
     """Inside the caller's transaction: the conditional UPDATE, then the row or the reason."""
     zone = facts.shop_zone
-    spent = connection.execute(
+    spent = runner.rowcount(
         _SPEND,
         {
             "coupon_id": facts.id,
@@ -281,16 +292,16 @@ def _spend(
             "location_id": device.location_id,
         },
     )
-    if spent.rowcount != 1:
+    if spent != 1:
         # The reason is read after the UPDATE refused, so it reflects any concurrent winner.
-        fresh = _facts(connection, "id", facts.id, device, ip, now)
+        fresh = _facts(runner, "id", facts.id, device, ip, now)
         assert fresh is not None
         outcome, coupon, last = _facts_answer(session, fresh, device, now)
         if outcome is Outcome.VALID:  # only when the rules disagree with the UPDATE: be safe
             outcome = Outcome.ALREADY_REDEEMED
         return refusal(outcome, coupon, last)
     discount = _discount(facts, discount_value)
-    redemption_id = connection.execute(
+    redemption_id = runner.scalar(
         _INSERT_REDEMPTION,
         {
             "coupon_id": facts.id,
@@ -301,7 +312,7 @@ def _spend(
             "discount_value": discount,
             "order_reference": order_reference,
         },
-    ).scalar_one()
+    )
     redemption = {
         "id": redemption_id,
         "kind": "redemption",
@@ -345,7 +356,8 @@ def redeem(
     ref = parse_code(secret, code)
     fingerprint = request_fingerprint(ref, reference, discount_value)
     connection = session.connection()
-    facts = _find_facts(connection, ref, device, ip, now, key)
+    runner = Runner(connection)
+    facts = _find_facts(runner, ref, device, ip, now, key)
     if key is not None and (facts is None or facts.has_record):
         replay = _replay(connection, device.id, key, fingerprint)
         if replay is not None:
@@ -355,10 +367,10 @@ def redeem(
         answer = _unknown(connection, ref, device, ip, now)
     else:
         guard.judge(facts.recent_failures, facts.short_code_misses, ref)
-        answer = _spend(session, connection, facts, device, ip, reference, discount_value, now)
+        answer = _spend(session, runner, facts, device, ip, reference, discount_value, now)
     try:
         if key is not None:
-            connection.execute(
+            runner.rowcount(
                 _INSERT_RECORD,
                 {
                     "device_id": device.id,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from dealmail.coupons.prepared import Prepared, Runner
 from dealmail.errors import AlreadyExists, DomainError, InvalidInput, NotFound
 from dealmail.models import Device, Location, PairingToken, utcnow
 from dealmail.security import sha256_hex
@@ -310,7 +311,7 @@ def complete_pairing(
 
 
 # Built once: authentication runs on every scanner request.
-_AUTHENTICATE = (
+_AUTHENTICATE = Prepared(
     select(
         Device.id,
         Device.name,
@@ -325,7 +326,7 @@ _AUTHENTICATE = (
     .join(Location, Location.id == Device.location_id)
     .where(Device.key_hash == bindparam("key_hash"), Device.revoked_at.is_(None))
 )
-_SEEN = (
+_SEEN = Prepared(
     update(Device).where(Device.id == bindparam("device_id")).values(last_seen_at=bindparam("now"))
 )
 
@@ -340,8 +341,8 @@ def authenticate_device(
     """
     if not key or len(key) > 200:
         return None
-    connection = session.connection()
-    row = connection.execute(_AUTHENTICATE, {"key_hash": sha256_hex(key)}).first()
+    runner = Runner(session.connection())
+    row = runner.first(_AUTHENTICATE, {"key_hash": sha256_hex(key)})
     if row is None:
         if finish:
             session.rollback()
@@ -349,7 +350,7 @@ def authenticate_device(
     info = DeviceInfo(*row)
     now = now or utcnow()
     if info.last_seen_at is None or now - info.last_seen_at >= LAST_SEEN_GRANULARITY:
-        connection.execute(_SEEN, {"device_id": info.id, "now": now})
+        runner.rowcount(_SEEN, {"device_id": info.id, "now": now})
         info = replace(info, last_seen_at=now)
     if finish:
         session.commit()
