@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "owner_journey"
 DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
-STREAMLIT_WAIT_MS = 30_000
+STREAMLIT_WAIT_MS = 45_000
 CSV = (
     "Email,First Name,Last Name,Tags\r\n"
     "anna@example.com,Anna,Müller,regulars\r\n"
@@ -156,9 +156,14 @@ class Journey:
         )
 
     def go(self, screen: str) -> None:
+        from playwright.sync_api import expect
+
         nav = self.page.locator('[data-testid="stSidebarNav"]')
         nav.get_by_role("link", name=screen).click()
-        self.expect_text(screen if screen != "Home" else "Last campaign")
+        # The screen's own title, not the menu entry that was just clicked.
+        title = self.page.locator("h1").filter(has_text=screen.split(" ")[0])
+        expect(title.first).to_be_visible(timeout=STREAMLIT_WAIT_MS)
+        self.idle()
 
     def expect_text(self, text: str, timeout: int = STREAMLIT_WAIT_MS) -> None:
         from playwright.sync_api import expect
