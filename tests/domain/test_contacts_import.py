@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from dealmail.contacts import importer
@@ -499,3 +499,43 @@ def test_generated_imports_keep_every_promise(
         assert statuses & {"yes"}
         assert not statuses & {"unsubscribed", "cleaned"}
     session.rollback()
+
+
+def _index_names(session: Session) -> set[str]:
+    inspector = inspect(session.connection())
+    return {
+        str(index["name"])
+        for table in ("customers", "consent_events")
+        for index in inspector.get_indexes(table)
+    }
+
+
+def test_bulk_fill_rebuilds_indexes_and_a_failure_gives_them_back(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    indexes = _index_names(session)
+    assert {"ix_consent_events_email_hash", "ix_customers_consent_at"} <= indexes
+    monkeypatch.setattr(importer, "BULK_INDEX_ROWS", 1)
+    original = importer._record_opt_ins
+
+    def fails(connection: Any, *args: Any) -> None:
+        original(connection, *args)
+        if connection.dialect.name == "sqlite":  # PostgreSQL keeps its indexes throughout
+            assert "ix_consent_events_email_hash" not in _index_names(session)
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(importer, "_record_opt_ins", fails)
+    lines = "".join(f"p{i}@example.com,2023-01-0{i} 10:00:00\n" for i in range(1, 6))
+    path = write(tmp_path, "bulk.csv", "email,optin_time\n" + lines)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        import_contacts(session, [path], now=NOW)
+    assert keys(session) == []
+    assert _index_names(session) == indexes
+    monkeypatch.setattr(importer, "_record_opt_ins", original)
+    assert run(session, path).created == 5
+    assert _index_names(session) == indexes
+    assert session.scalar(select(func.count(ConsentEvent.id))) == 5
+    # The rebuilt index answers lookups.
+    hashed = email_hash("p3@example.com")
+    found = session.scalar(select(ConsentEvent.email_hash).where(ConsentEvent.email_hash == hashed))
+    assert found == hashed
