@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from dealmail.config import Settings, get_settings
-from dealmail.db import get_engine, session_scope
+from dealmail.db import get_engine, read_only, session_scope
 from dealmail.errors import DomainError
 
 USER_KEY = "dealmail_user"
@@ -27,8 +27,16 @@ def settings() -> Settings:
 
 @contextmanager
 def db() -> Iterator[Session]:
-    """One session for one screen run; services commit, this closes."""
+    """A session for a service that writes; services commit, this closes."""
     with session_scope(get_engine(settings())) as session:
+        yield session
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A session for reads only. On SQLite it begins DEFERRED, so a screen drawing a report
+    never holds the write lock that the worker and the scanner need."""
+    with session_scope(read_only(get_engine(settings()))) as session:
         yield session
 
 

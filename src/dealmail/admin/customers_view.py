@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dealmail.admin._ui import attempt, db, local_time, table
+from dealmail.admin._ui import attempt, db, local_time, reading, table
 from dealmail.analytics.customers import customer_coupons, customer_redemptions
 from dealmail.contacts.consent import ConsentProof
 from dealmail.contacts.queries import CustomerView, counts_by_tag, customer_by_email, list_customers
@@ -24,7 +24,7 @@ PAGE = 50
 
 
 def _search() -> str | None:
-    with db() as session:
+    with reading() as session:
         tags = list(counts_by_tag(session))
     cols = st.columns([3, 1, 1])
     text = cols[0].text_input("Search by address or name", key="customer_search")
@@ -32,7 +32,7 @@ def _search() -> str | None:
         "Status", [ANY, *(s.value for s in CustomerStatus)], key="customer_status"
     )
     tag = cols[2].selectbox("Tag", [ANY, *tags], key="customer_tag")
-    with db() as session:
+    with reading() as session:
         found = attempt(
             lambda: list_customers(
                 session,
@@ -67,7 +67,7 @@ def _search() -> str | None:
 
 
 def _details(view: CustomerView) -> None:
-    with db() as session:
+    with reading() as session:
         zone = get_shop_settings(session).zone
         coupons = customer_coupons(session, view.id)
         redemptions = customer_redemptions(session, view.id)
@@ -173,7 +173,7 @@ def render() -> None:
     chosen = _search()
     if chosen is None:
         return
-    with db() as session:
+    with reading() as session:
         view = attempt(lambda: customer_by_email(session, chosen))
     if view is None:
         return

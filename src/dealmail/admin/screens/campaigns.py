@@ -15,6 +15,7 @@ from dealmail.admin._ui import (
     db,
     email_frame,
     local_time,
+    reading,
     require_login,
     settings,
 )
@@ -153,7 +154,7 @@ def _preview(name: str) -> None:
         "As this customer would see it (email; empty: a sample customer)",
         key=f"preview_customer:{name}",
     )
-    with db() as session:
+    with reading() as session:
         html = attempt(
             lambda: preview_html(session, name, settings(), customer_email=customer.strip() or None)
         )
@@ -168,7 +169,7 @@ def _preview(name: str) -> None:
 
 def _preflight(name: str) -> bool:
     st.subheader("Checklist before sending")
-    with db() as session:
+    with reading() as session:
         campaign = get_campaign(session, name)
         report = run_preflight(session, campaign, settings())
     if report.audience_size is not None:
@@ -238,7 +239,7 @@ def _controls(name: str, status: str) -> None:
 
 
 def _progress(name: str) -> None:
-    with db() as session:
+    with reading() as session:
         status = attempt(lambda: control.campaign_status(session, name))
     if status is None:
         return
@@ -262,7 +263,7 @@ _live_progress = st.fragment(run_every=PROGRESS_SECONDS)(_progress)
 def main() -> None:
     require_login()
     st.title("Campaigns")
-    with db() as session:
+    with reading() as session:
         names = [campaign.name for campaign in list_campaigns(session)]
         choices = {
             "deals": [deal.name for deal in list_deals(session)],
@@ -279,7 +280,7 @@ def main() -> None:
     if choice == NEW:
         _form(None, choices)
         return
-    with db() as session:
+    with reading() as session:
         campaign = get_campaign(session, choice)
         described = describe_campaign(session, campaign)
         described["html_template"] = campaign.html_template

@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dealmail.admin import customers_view
-from dealmail.admin._ui import attempt, db, require_login, table
+from dealmail.admin._ui import attempt, db, reading, require_login, table
 from dealmail.contacts.columns import FIELD_HEADERS
 from dealmail.contacts.csvread import FileFormat
 from dealmail.contacts.export import write_csv
@@ -154,7 +154,7 @@ def _import_section() -> None:
 
 
 def _export_section() -> None:
-    with db() as session:
+    with reading() as session:
         tags = list(counts_by_tag(session))
         segments = [segment.name for segment in list_segments(session)]
     st.markdown("Customers with their tags and consent, as CSV (formula-safe for spreadsheets).")
@@ -167,7 +167,7 @@ def _export_section() -> None:
 
     def contacts_csv() -> bytes:
         text = io.StringIO()
-        with db() as session:
+        with reading() as session:
             rows = export_rows(
                 session,
                 status=None if status == ANY else status,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dealmail.admin._ui import attempt, db, require_login, table
+from dealmail.admin._ui import attempt, db, reading, require_login, table
 from dealmail.deals.service import DealInput, create_deal, describe, list_deals
 from dealmail.locations.service import list_locations
 from dealmail.models import DealKind
@@ -64,11 +64,11 @@ def _create_form(location_names: list[str]) -> None:
 def main() -> None:
     require_login()
     st.title("Deals")
-    with db() as session:
+    with reading() as session:
         location_names = [location.name for location in list_locations(session)]
     _create_form(location_names)
     st.subheader("Your deals")
-    with db() as session:
+    with reading() as session:
         rows = [describe(deal) for deal in list_deals(session)]
     table(
         [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dealmail.admin._ui import db, local_time, require_login, settings
+from dealmail.admin._ui import local_time, reading, require_login, settings
 from dealmail.analytics.campaigns import DISCOUNT_MEANING, format_discounts
 from dealmail.analytics.overview import overview
 from dealmail.shop import get_shop_settings
@@ -12,7 +12,7 @@ from dealmail.shop import get_shop_settings
 
 def main() -> None:
     require_login()
-    with db() as session:
+    with reading() as session:
         shop = get_shop_settings(session)
         home = overview(session, settings())
     st.title(shop.shop_name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dealmail.admin._ui import attempt, db, local_time, require_login, table
+from dealmail.admin._ui import attempt, db, local_time, reading, require_login, table
 from dealmail.coupons.qr import qr_png
 from dealmail.locations.service import (
     add_device,
@@ -52,7 +52,7 @@ def _pair(location_names: list[str]) -> None:
     shown = st.session_state.get(PAIRING_KEY)
     if shown:
         url, place, expires_at = shown
-        with db() as session:
+        with reading() as session:
             zone = get_shop_settings(session).zone
         st.image(qr_png(url).png, width=264, caption=f"Pairs one phone with {place}")
         st.code(url, language=None)
@@ -80,7 +80,7 @@ def _add_api_device(location_names: list[str]) -> None:
 
 
 def _devices() -> None:
-    with db() as session:
+    with reading() as session:
         zone = get_shop_settings(session).zone
         devices = list_devices(session)
     table(
@@ -122,7 +122,7 @@ def _devices() -> None:
 def main() -> None:
     require_login()
     st.title("Locations & devices")
-    with db() as session:
+    with reading() as session:
         locations = list_locations(session)
         rows = [
             {"name": loc.name, "address": loc.address or "", "time zone": loc.timezone}

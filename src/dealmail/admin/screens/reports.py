@@ -10,7 +10,7 @@ from typing import Any
 import altair as alt
 import streamlit as st
 
-from dealmail.admin._ui import db, require_login, table
+from dealmail.admin._ui import reading, require_login, table
 from dealmail.analytics._sql import RedemptionScope, local_day_bounds
 from dealmail.analytics.campaigns import (
     DISCOUNT_MEANING,
@@ -93,7 +93,7 @@ def _bar(rows: list[dict[str, Any]], x: str, y: str, title: str, x_type: str = "
 
 
 def _charts(scope: RedemptionScope) -> None:
-    with db() as session:
+    with reading() as session:
         zone = get_shop_settings(session).zone
         timeline = redemptions_over_time(session, scope, zone)
         places = redemptions_by_location(session, scope)
@@ -138,7 +138,7 @@ def _exports(location_names: list[str]) -> None:
             first, last = period
             chosen = None if place == EVERYWHERE else place
             try:
-                with db() as session:
+                with reading() as session:
                     rows = redemption_rows(session, first, last, chosen)
                     if kind == "csv":
                         text = io.StringIO()
@@ -166,7 +166,7 @@ def _exports(location_names: list[str]) -> None:
 def main() -> None:
     require_login()
     st.title("Reports")
-    with db() as session:
+    with reading() as session:
         reports = campaign_reports(session)
         locations = [(loc.id, loc.name) for loc in list_locations(session)]
         zone = get_shop_settings(session).zone

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dealmail.admin._ui import attempt, db, require_login, table
+from dealmail.admin._ui import attempt, db, reading, require_login, table
 from dealmail.analytics.customers import count_matching
 from dealmail.contacts.queries import counts_by_tag
 from dealmail.contacts.segments import create_segment, delete_segment, list_segments
@@ -48,11 +48,11 @@ def _rules(tags: list[str]) -> dict[str, Any]:
 def main() -> None:
     require_login()
     st.title("Segments")
-    with db() as session:
+    with reading() as session:
         tags = list(counts_by_tag(session))
     st.subheader("Build a segment")
     rules = _rules(tags)
-    with db() as session:
+    with reading() as session:
         counted = attempt(lambda: count_matching(session, rules))
     if counted is not None:
         cols = st.columns(2)
@@ -69,7 +69,7 @@ def main() -> None:
                 success=f"Segment {name.strip()!r} saved.",
             )
     st.subheader("Saved segments")
-    with db() as session:
+    with reading() as session:
         saved = list_segments(session)
     table(
         [

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dealmail.admin._ui import attempt, db, require_login, settings
+from dealmail.admin._ui import attempt, db, reading, require_login, settings
 from dealmail.campaigns.preview import send_test
 from dealmail.campaigns.service import list_campaigns
 from dealmail.cli.dkim import SELECTOR_RE, txt_strings
@@ -138,7 +138,7 @@ def _backend(shop: ShopSettings) -> None:
 
 
 def _send_test() -> None:
-    with db() as session:
+    with reading() as session:
         names = [campaign.name for campaign in list_campaigns(session)]
     with st.form("backend_test"):
         st.markdown("**Send a test** through the backend above (a campaign's test email)")
@@ -198,7 +198,7 @@ def _dkim(shop: ShopSettings) -> None:
 def main() -> None:
     require_login()
     st.title("Settings")
-    with db() as session:
+    with reading() as session:
         shop = get_shop_settings(session)
     _identity(shop)
     _limits(shop)
