@@ -14,7 +14,8 @@ from dealmail.analytics.exports import (
     write_redemptions_csv,
     write_redemptions_xlsx,
 )
-from dealmail.cli._common import cli_session, console
+from dealmail.cli._common import console
+from dealmail.cli.report import reading_session
 
 export_app = typer.Typer(help="Exports for the accountant.", no_args_is_help=True)
 
@@ -38,7 +39,7 @@ def export_redemptions(
 ) -> None:
     """Redemptions between two dates: date, time, location, device, campaign, deal, discount
     value, customer, voided."""
-    with cli_session() as session:
+    with reading_session() as session:
         rows = redemption_rows(session, from_.date(), to.date(), location)
         # The first step checks the range and the location before the file is touched.
         first = next(rows, None)

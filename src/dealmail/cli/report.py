@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 import typer
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from dealmail.analytics.campaigns import (
     DISCOUNT_MEANING,
@@ -13,11 +16,19 @@ from dealmail.analytics.campaigns import (
     format_discounts,
 )
 from dealmail.analytics.campaigns import campaign_report as load_campaign_report
-from dealmail.cli._common import cli_session, console, print_json
+from dealmail.cli._common import console, print_json
+from dealmail.config import get_settings
+from dealmail.db import get_engine, read_only, session_scope
 
 report_app = typer.Typer(
     help="Campaign results: funnel, redemptions, discount given.", no_args_is_help=True
 )
+
+
+def reading_session() -> AbstractContextManager[Session]:
+    """Reads only: on SQLite a DEFERRED transaction, so a long report or export never holds
+    the write lock the worker and the scanner need."""
+    return session_scope(read_only(get_engine(get_settings())))
 
 
 def _print_report(report: CampaignReport) -> None:
@@ -52,7 +63,7 @@ def report_campaign(
     name: str, as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")
 ) -> None:
     """The funnel of campaign NAME: recipients, sent, delivered, redeemed, discount given."""
-    with cli_session() as session:
+    with reading_session() as session:
         report = load_campaign_report(session, name)
     if as_json:
         print_json(report.as_dict())
@@ -65,7 +76,7 @@ def report_campaigns(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Every campaign side by side, newest first."""
-    with cli_session() as session:
+    with reading_session() as session:
         reports = campaign_reports(session)
     if as_json:
         print_json([report.as_dict() for report in reports])
