@@ -11,6 +11,7 @@ from admin_support import button, errors, submit, texts
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
+from dealmail.config import Settings
 from dealmail.contacts.consent import is_suppressed
 from dealmail.contacts.queries import counts_by_status, customer_by_email
 from dealmail.errors import NotFound
@@ -34,8 +35,10 @@ def _upload(at: AppTest, content: bytes = CSV, name: str = "kunden.csv") -> AppT
     return at
 
 
-def test_detect_dry_run_then_import(open_page: Open, reading: Reading) -> None:
+def test_detect_dry_run_then_import(open_page: Open, reading: Reading, settings: Settings) -> None:
     at = _upload(open_page("contacts.py"))
+    uploads = settings.resolved_data_dir / "uploads"
+    assert [p.name for p in uploads.glob("*/*")] == ["kunden.csv"]
     shown = texts(at)
     assert "encoding **cp1252**" in shown
     assert "delimiter **semicolon**" in shown
@@ -53,6 +56,7 @@ def test_detect_dry_run_then_import(open_page: Open, reading: Reading) -> None:
         assert counts_by_status(session) == {}  # the dry run wrote nothing
     submit(at, "Import")
     assert "Imported: 2 new, 0 updated, 1 invalid rows." in texts(at)
+    assert not list(uploads.glob("*/*"))  # the uploaded file is gone once imported
     with reading() as session:
         anna = customer_by_email(session, "anna@example.com")
     assert (anna.first_name, anna.last_name, anna.attributes) == (

@@ -4,15 +4,15 @@ find a customer; export."""
 from __future__ import annotations
 
 import io
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from dealmail.admin import customers_view
-from dealmail.admin._ui import attempt, db, reading, require_login, table
+from dealmail.admin._ui import attempt, db, reading, require_login, settings, table
 from dealmail.contacts.columns import FIELD_HEADERS
 from dealmail.contacts.csvread import FileFormat
 from dealmail.contacts.export import write_csv
@@ -46,7 +46,9 @@ def _saved_upload(uploaded: Any) -> Path:
         return Path(held[1])
     if held:
         shutil.rmtree(Path(held[1]).parent, ignore_errors=True)
-    folder = Path(tempfile.mkdtemp(prefix="dealmail-upload-"))
+    # Inside the data directory (not /tmp): an upload holds personal data.
+    folder = settings().resolved_data_dir / "uploads" / secrets.token_hex(8)
+    folder.mkdir(parents=True, mode=0o700)
     path = folder / Path(uploaded.name).name
     path.write_bytes(uploaded.getvalue())
     st.session_state[UPLOAD_KEY] = (uploaded.file_id, str(path))
