@@ -29,7 +29,7 @@ CSV = (
 
 
 def _upload(at: AppTest, content: bytes = CSV, name: str = "kunden.csv") -> AppTest:
-    at.file_uploader(key="contacts_file").upload(name, content, "text/csv")
+    at.file_uploader(key="contacts_file:0").upload(name, content, "text/csv")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -57,6 +57,7 @@ def test_detect_dry_run_then_import(open_page: Open, reading: Reading, settings:
     submit(at, "Import")
     assert "Imported: 2 new, 0 updated, 1 invalid rows." in texts(at)
     assert not list(uploads.glob("*/*"))  # the uploaded file is gone once imported
+    assert at.file_uploader(key="contacts_file:1").value is None
     with reading() as session:
         anna = customer_by_email(session, "anna@example.com")
     assert (anna.first_name, anna.last_name, anna.attributes) == (

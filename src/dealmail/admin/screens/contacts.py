@@ -22,6 +22,7 @@ from dealmail.contacts.segments import list_segments
 from dealmail.models import CustomerStatus
 
 UPLOAD_KEY = "contacts_upload"
+ROUND_KEY = "contacts_upload_round"
 NO_COLUMN = "(not in this file)"
 ANY = "(any)"
 FIELD_LABELS = {
@@ -97,7 +98,8 @@ def _import_section() -> None:
     uploaded = st.file_uploader(
         "A CSV or TSV file (spreadsheet, Mailchimp, Shopify, Square...)",
         type=["csv", "tsv", "txt"],
-        key="contacts_file",
+        # A new key after each import empties the uploader, so the same file is not offered again.
+        key=f"contacts_file:{st.session_state.get(ROUND_KEY, 0)}",
     )
     if uploaded is None:
         return
@@ -148,6 +150,7 @@ def _import_section() -> None:
             st.session_state.pop("contacts_dry_run", None)
             shutil.rmtree(path.parent, ignore_errors=True)
             st.session_state.pop(UPLOAD_KEY, None)
+            st.session_state[ROUND_KEY] = st.session_state.get(ROUND_KEY, 0) + 1
             st.session_state["dealmail_flash"] = (
                 f"Imported: {report.created} new, {report.updated} updated, "
                 f"{report.invalid} invalid rows."
