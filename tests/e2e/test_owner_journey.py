@@ -187,7 +187,7 @@ class Journey:
 
 def _decode_qr(png: bytes) -> str:
     results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    assert results, "no QR code found in the inbox's email"
+    assert results, "no QR code found in the image"
     return str(results[0].text)
 
 
@@ -312,6 +312,9 @@ def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
         journey.expect_text("Pairs one phone with Main St")
         journey.shot("pairing")
         link = page.locator("code").filter(has_text="/pair/").first.inner_text().strip()
+        # The QR on screen is what the phone's camera reads: it must hold that same link.
+        pairing_qr = page.locator('[data-testid="stImage"] img').first
+        assert _decode_qr(pairing_qr.screenshot()) == link
 
         # The staff phone pairs, opens the coupon and redeems it.
         staff = browser.new_context(viewport=PHONE).new_page()
