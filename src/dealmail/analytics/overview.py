@@ -12,11 +12,11 @@ from dealmail.analytics._sql import RedemptionScope, local_day_bounds
 from dealmail.analytics.campaigns import CampaignReport, campaign_report
 from dealmail.analytics.redemptions import redemption_count
 from dealmail.config import Settings
+from dealmail.contacts.queries import counts_by_status
 from dealmail.models import (
     AttemptLog,
     Campaign,
     CampaignStatus,
-    Customer,
     CustomerStatus,
     WorkerHeartbeat,
     utcnow,
@@ -46,11 +46,6 @@ class Overview:
     last_campaign: CampaignReport | None
     next_scheduled: list[Scheduled]
     attention: list[str] = field(default_factory=list)
-
-
-def customer_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Customer.status, func.count()).group_by(Customer.status))
-    return dict(rows.all())
 
 
 def _last_campaign_id(session: Session) -> int | None:
@@ -109,7 +104,7 @@ def overview(session: Session, settings: Settings, now: datetime | None = None) 
     zone = get_shop_settings(session).zone
     today = now.astimezone(zone).date()
     start, end = local_day_bounds(today, today, zone)
-    by_status = customer_counts(session)
+    by_status = counts_by_status(session)
     last_id = _last_campaign_id(session)
     scheduled = session.execute(
         select(Campaign.name, Campaign.send_at)
