@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select
-from sqlalchemy.engine import Connection
 
 from dealmail.coupons.lookup import CodeRef
+from dealmail.coupons.prepared import Prepared, Runner
 from dealmail.errors import DomainError
 from dealmail.models import LookupFailure
 
@@ -48,8 +48,8 @@ SHORT_CODE_MISSES = _count(
     LookupFailure.reason == SHORT_CODE_MISS, LookupFailure.at >= bindparam("lock_since")
 ).label("short_code_misses")
 # Built once: building a statement costs more than running it.
-_COUNTS = select(RECENT_FAILURES, SHORT_CODE_MISSES)
-_RECORD_FAILURE = insert(LookupFailure)
+_COUNTS = Prepared(select(RECENT_FAILURES, SHORT_CODE_MISSES))
+_RECORD_FAILURE = Prepared(insert(LookupFailure), ("device_id", "ip", "code_hash", "reason", "at"))
 
 
 def parameters(device_id: int | None, ip: str | None, now: datetime) -> dict[str, Any]:
@@ -78,12 +78,14 @@ def judge(recent: int, short_misses: int, ref: CodeRef) -> None:
 
 
 def check(
-    connection: Connection, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
+    runner: Runner, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
 ) -> None:
     """Raise Throttled when this device or address has missed too often lately."""
     if device_id is None and not ip:
         return
-    recent, short_misses = connection.execute(_COUNTS, parameters(device_id, ip, now)).one()
+    counts = runner.first(_COUNTS, parameters(device_id, ip, now))
+    assert counts is not None
+    recent, short_misses = counts
     judge(recent, short_misses, ref)
 
 
@@ -92,10 +94,10 @@ def failure_reason(ref: CodeRef) -> str:
 
 
 def record_failure(
-    connection: Connection, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
+    runner: Runner, device_id: int | None, ip: str | None, ref: CodeRef, now: datetime
 ) -> None:
     """Add the failure to the caller's transaction; only the code's hash is kept."""
-    connection.execute(
+    runner.rowcount(
         _RECORD_FAILURE,
         {
             "device_id": device_id,

@@ -10,11 +10,13 @@ round trip dwarfs that overhead).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import exc
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import Engine, exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -81,54 +83,98 @@ class Prepared:
 
 
 class Runner:
-    """Runs `Prepared` statements in a connection's current transaction.
+    """Runs `Prepared` statements in one transaction, and commits or rolls it back.
 
-    Errors from the raw cursor are raised as SQLAlchemy's own exception classes, so callers catch
+    Made from a Session (`Runner.of(session)`: the session's transaction, any database) or, on
+    SQLite's hot path, straight from the pool (`Runner.sqlite_transaction(engine)`: a pooled
+    DBAPI connection in BEGIN IMMEDIATE, without a Session or Connection around it). Errors from
+    the raw cursor are raised as SQLAlchemy's own exception classes, so callers catch
     `IntegrityError` and the like the same on every database.
     """
 
-    __slots__ = ("_cursor", "_dialect", "connection")
+    __slots__ = ("_driver", "_raw", "_session", "dialect")
 
-    def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self._dialect = connection.dialect
-        self._cursor: Any = None
-        if self._dialect.name == "sqlite":
-            driver = connection.connection.driver_connection
+    def __init__(self, dialect: Dialect, session: Session | None, driver: Any = None) -> None:
+        self.dialect = dialect
+        self._session = session
+        self._driver = driver
+        self._raw = dialect.name == "sqlite"
+
+    @classmethod
+    def of(cls, source: Session | Runner) -> Runner:
+        if isinstance(source, Runner):
+            return source
+        return cls(source.get_bind().dialect, source)
+
+    @classmethod
+    @contextmanager
+    def sqlite_transaction(cls, engine: Engine) -> Iterator[Runner]:
+        """A pooled SQLite connection in BEGIN IMMEDIATE; rolled back unless committed."""
+        pooled = engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
             assert driver is not None
-            self._cursor = driver.cursor()
+            driver.execute("BEGIN IMMEDIATE")
+            yield cls(engine.dialect, None, driver)
+        finally:
+            try:
+                if pooled.driver_connection is not None and pooled.driver_connection.in_transaction:
+                    pooled.driver_connection.rollback()
+            finally:
+                pooled.close()
 
-    def _raw(self, prepared: Prepared, values: Mapping[str, Any]) -> tuple[_Compiled, Any]:
-        compiled = prepared.compiled(self._dialect)
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.commit()
+        else:
+            self._driver.commit()
+
+    def rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+        else:
+            self._driver.rollback()
+
+    def _cursor(self) -> Any:
+        if self._session is None:
+            return self._driver.cursor()
+        driver = self._session.connection().connection.driver_connection
+        assert driver is not None
+        return driver.cursor()
+
+    def _run(self, prepared: Prepared, values: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        compiled = prepared.compiled(self.dialect)
         parameters = compiled.parameters(values)
         try:
-            return compiled, self._cursor.execute(compiled.sql, parameters)
-        except self._dialect.loaded_dbapi.Error as error:
+            return compiled, self._cursor().execute(compiled.sql, parameters)
+        except self.dialect.loaded_dbapi.Error as error:
             raise exc.DBAPIError.instance(
                 compiled.sql,
                 parameters,
                 error,
-                self._dialect.loaded_dbapi.Error,
-                dialect=self._dialect,
+                self.dialect.loaded_dbapi.Error,
+                dialect=self.dialect,
             ) from error
 
     def first(self, prepared: Prepared, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The first row (processed by its column types), or None."""
-        if self._cursor is None:
-            row = self.connection.execute(prepared.statement, dict(values)).first()
+        if not self._raw:
+            assert self._session is not None
+            row = self._session.connection().execute(prepared.statement, dict(values)).first()
             return None if row is None else tuple(row)
-        compiled, cursor = self._raw(prepared, values)
+        compiled, cursor = self._run(prepared, values)
         # Stepped to the end, so no statement is left open when the transaction commits.
         rows = cursor.fetchall()
         return compiled.row(rows[0] if rows else None)
 
     def rowcount(self, prepared: Prepared, values: Mapping[str, Any]) -> int:
         """Run a DML statement; how many rows it matched."""
-        if self._cursor is None:
-            result = self.connection.execute(prepared.statement, dict(values))
+        if not self._raw:
+            assert self._session is not None
+            result = self._session.connection().execute(prepared.statement, dict(values))
             count: int = result.rowcount
             return count
-        _compiled, cursor = self._raw(prepared, values)
+        _compiled, cursor = self._run(prepared, values)
         rows: int = cursor.rowcount
         return rows
 

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, or_, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,11 +129,13 @@ _REDEMPTION_COLUMNS = (
     "order_reference",
 )
 _INSERT_REDEMPTION = Prepared(insert(Redemption).returning(Redemption.id), _REDEMPTION_COLUMNS)
-_FIND_RECORD = select(
-    IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response
-).where(
-    IdempotencyRecord.device_id == bindparam("device_id"),
-    IdempotencyRecord.key == bindparam("key"),
+_FIND_RECORD = Prepared(
+    select(
+        IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.response
+    ).where(
+        IdempotencyRecord.device_id == bindparam("device_id"),
+        IdempotencyRecord.key == bindparam("key"),
+    )
 )
 _RECORD_COLUMNS = ("device_id", "key", "request_hash", "status_code", "response", "created_at")
 _INSERT_RECORD = Prepared(insert(IdempotencyRecord), _RECORD_COLUMNS)
@@ -169,27 +170,27 @@ def _find_facts(
 
 
 def _unknown(
-    connection: Connection, ref: CodeRef, device: DeviceInfo, ip: str | None, now: datetime
+    runner: Runner, ref: CodeRef, device: DeviceInfo, ip: str | None, now: datetime
 ) -> Answer:
     """No such coupon: throttle if over the limit, else log the miss (by hash) and say so."""
-    guard.check(connection, device.id, ip, ref, now)
-    guard.record_failure(connection, device.id, ip, ref, now)
+    guard.check(runner, device.id, ip, ref, now)
+    guard.record_failure(runner, device.id, ip, ref, now)
     return refusal(Outcome.UNKNOWN, None, None)
 
 
 def _facts_answer(
-    session: Session, facts: CouponFacts, device: DeviceInfo, now: datetime
+    runner: Runner, facts: CouponFacts, device: DeviceInfo, now: datetime
 ) -> tuple[Outcome, dict[str, Any], dict[str, Any] | None]:
     zone = facts.shop_zone
     outcome = classify(
         facts, window_state(facts.valid_from, facts.expires_at, now, zone, device.zone)
     )
-    last = last_redemption(session, facts.id) if facts.uses > 0 else None
+    last = last_redemption(runner, facts.id) if facts.uses > 0 else None
     return outcome, coupon_view(facts, zone), last
 
 
 def validate(
-    session: Session,
+    session: Session | Runner,
     secret: bytes,
     device: DeviceInfo,
     code: str,
@@ -199,15 +200,15 @@ def validate(
     """What redeeming would answer now, without redeeming (200 for any known coupon)."""
     now = now or utcnow()
     ref = parse_code(secret, code)
-    connection = session.connection()
-    facts = _find_facts(Runner(connection), ref, device, ip, now)
+    runner = Runner.of(session)
+    facts = _find_facts(runner, ref, device, ip, now)
     if facts is None:
-        answer = _unknown(connection, ref, device, ip, now)
-        session.commit()
+        answer = _unknown(runner, ref, device, ip, now)
+        runner.commit()
         return answer
     guard.judge(facts.recent_failures, facts.short_code_misses, ref)
-    outcome, coupon, last = _facts_answer(session, facts, device, now)
-    session.commit()  # reads only, plus whatever the caller's authentication recorded
+    outcome, coupon, last = _facts_answer(runner, facts, device, now)
+    runner.commit()  # reads only, plus whatever the caller's authentication recorded
     return Answer(
         200,
         {
@@ -245,8 +246,8 @@ def request_fingerprint(ref: CodeRef, order_reference: str | None, discount: Dec
     return sha256_hex(json.dumps(payload, sort_keys=True))
 
 
-def _replay(connection: Connection, device_id: int, key: str, fingerprint: str) -> Answer | None:
-    record = connection.execute(_FIND_RECORD, {"device_id": device_id, "key": key}).first()
+def _replay(runner: Runner, device_id: int, key: str, fingerprint: str) -> Answer | None:
+    record = runner.first(_FIND_RECORD, {"device_id": device_id, "key": key})
     if record is None:
         return None
     request_hash, status_code, response = record
@@ -272,7 +273,6 @@ def check_idempotency_key(key: str | None) -> str | None:
 
 
 def _spend(
-    session: Session,
     runner: Runner,
     facts: CouponFacts,
     device: DeviceInfo,
@@ -296,7 +296,7 @@ def _spend(
         # The reason is read after the UPDATE refused, so it reflects any concurrent winner.
         fresh = _facts(runner, "id", facts.id, device, ip, now)
         assert fresh is not None
-        outcome, coupon, last = _facts_answer(session, fresh, device, now)
+        outcome, coupon, last = _facts_answer(runner, fresh, device, now)
         if outcome is Outcome.VALID:  # only when the rules disagree with the UPDATE: be safe
             outcome = Outcome.ALREADY_REDEEMED
         return refusal(outcome, coupon, last)
@@ -337,7 +337,7 @@ def _spend(
 
 
 def redeem(
-    session: Session,
+    session: Session | Runner,
     secret: bytes,
     device: DeviceInfo,
     code: str,
@@ -355,19 +355,18 @@ def redeem(
         raise InvalidInput("discount_value must be a non-negative number", code="invalid_input")
     ref = parse_code(secret, code)
     fingerprint = request_fingerprint(ref, reference, discount_value)
-    connection = session.connection()
-    runner = Runner(connection)
+    runner = Runner.of(session)
     facts = _find_facts(runner, ref, device, ip, now, key)
     if key is not None and (facts is None or facts.has_record):
-        replay = _replay(connection, device.id, key, fingerprint)
+        replay = _replay(runner, device.id, key, fingerprint)
         if replay is not None:
-            session.commit()  # reads only, plus whatever the caller's authentication recorded
+            runner.commit()  # reads only, plus whatever the caller's authentication recorded
             return replay
     if facts is None:
-        answer = _unknown(connection, ref, device, ip, now)
+        answer = _unknown(runner, ref, device, ip, now)
     else:
         guard.judge(facts.recent_failures, facts.short_code_misses, ref)
-        answer = _spend(session, runner, facts, device, ip, reference, discount_value, now)
+        answer = _spend(runner, facts, device, ip, reference, discount_value, now)
     try:
         if key is not None:
             runner.rowcount(
@@ -381,14 +380,14 @@ def redeem(
                     "created_at": now,
                 },
             )
-        session.commit()
+        runner.commit()
     except IntegrityError:
         # Another request with the same key committed first (PostgreSQL runs them in parallel):
         # everything above is rolled back and that request's answer is the answer.
-        session.rollback()
+        runner.rollback()
         assert key is not None
-        replay = _replay(session.connection(), device.id, key, fingerprint)
-        session.rollback()
+        replay = _replay(runner, device.id, key, fingerprint)
+        runner.rollback()
         if replay is None:
             raise
         return replay

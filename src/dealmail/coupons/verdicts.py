@@ -10,9 +10,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from dealmail.coupons.prepared import Prepared, Runner
 from dealmail.coupons.validity import WindowState, first_valid_day, last_valid_day
 from dealmail.models import Device, Location, Redemption
 
@@ -158,9 +159,8 @@ def redemption_rows(session: Session, *conditions: Any, order: Any, limit: int) 
     )
 
 
-def redemption_view(
-    row: Redemption, location_name: str | None, device_name: str | None
-) -> dict[str, Any]:
+def redemption_view(row: Any, location_name: str | None, device_name: str | None) -> dict[str, Any]:
+    """A `Redemption` (or a row with its attributes) as the API shows it."""
     return {
         "id": row.id,
         "kind": "void" if row.voids_id is not None else "redemption",
@@ -179,16 +179,59 @@ def redemption_view(
     }
 
 
-def last_redemption(session: Session, coupon_id: int) -> dict[str, Any] | None:
-    rows = redemption_rows(
-        session,
-        Redemption.coupon_id == coupon_id,
+_REDEMPTION_FIELDS = (
+    "id",
+    "coupon_id",
+    "campaign_id",
+    "location_id",
+    "device_id",
+    "redeemed_at",
+    "discount_value",
+    "order_reference",
+    "voids_id",
+    "voided_by_id",
+    "reason",
+)
+_LAST_REDEMPTION = Prepared(
+    select(
+        *(getattr(Redemption, field) for field in _REDEMPTION_FIELDS),
+        Location.name,
+        Device.name,
+    )
+    .outerjoin(Location, Location.id == Redemption.location_id)
+    .outerjoin(Device, Device.id == Redemption.device_id)
+    .where(
+        Redemption.coupon_id == bindparam("coupon_id"),
         Redemption.voids_id.is_(None),
         Redemption.voided_by_id.is_(None),
-        order=(Redemption.redeemed_at.desc(), Redemption.id.desc()),
-        limit=1,
     )
-    return redemption_view(*rows[0]) if rows else None
+    .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class _RedemptionRow:
+    id: int
+    coupon_id: int
+    campaign_id: int | None
+    location_id: int | None
+    device_id: int | None
+    redeemed_at: datetime
+    discount_value: Decimal | None
+    order_reference: str | None
+    voids_id: int | None
+    voided_by_id: int | None
+    reason: str | None
+
+
+def last_redemption(source: Session | Runner, coupon_id: int) -> dict[str, Any] | None:
+    """The coupon's latest redemption that still counts (not a void, not voided), or None."""
+    row = Runner.of(source).first(_LAST_REDEMPTION, {"coupon_id": coupon_id})
+    if row is None:
+        return None
+    *fields, location_name, device_name = row
+    return redemption_view(_RedemptionRow(*fields), location_name, device_name)
 
 
 def refusal(outcome: Outcome, coupon: dict[str, Any] | None, last: dict[str, Any] | None) -> Answer:

@@ -332,7 +332,11 @@ _SEEN = Prepared(
 
 
 def authenticate_device(
-    session: Session, key: str | None, now: datetime | None = None, *, finish: bool = True
+    session: Session | Runner,
+    key: str | None,
+    now: datetime | None = None,
+    *,
+    finish: bool = True,
 ) -> DeviceInfo | None:
     """The active device holding this key (API key or pairing cookie), else None.
 
@@ -341,11 +345,11 @@ def authenticate_device(
     """
     if not key or len(key) > 200:
         return None
-    runner = Runner(session.connection())
+    runner = Runner.of(session)
     row = runner.first(_AUTHENTICATE, {"key_hash": sha256_hex(key)})
     if row is None:
         if finish:
-            session.rollback()
+            runner.rollback()
         return None
     info = DeviceInfo(*row)
     now = now or utcnow()
@@ -353,5 +357,5 @@ def authenticate_device(
         runner.rowcount(_SEEN, {"device_id": info.id, "now": now})
         info = replace(info, last_seen_at=now)
     if finish:
-        session.commit()
+        runner.commit()
     return info

@@ -1,7 +1,7 @@
 """Web plumbing shared by the scanner pages and the device API: credentials, client IP, DB calls.
 
 Endpoints are `async def` and run their short database transaction directly on the event loop
-when the database is SQLite (about a millisecond; the threadpool's queueing is what made tail
+when the database is SQLite (well under a millisecond; the threadpool's queueing is what made tail
 latency explode in our measurements), and in a worker thread on PostgreSQL, whose network round
 trips must not stall the loop.
 """
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from dealmail.config import Settings
+from dealmail.coupons.prepared import Runner
 from dealmail.db import is_sqlite
 from dealmail.locations.service import DeviceInfo, authenticate_device
 from dealmail.security import hmac_hex
@@ -47,6 +48,19 @@ async def run_db(state: Any, work: Callable[..., T], *args: Any) -> T:
     if inline:
         return call()
     return await anyio.to_thread.run_sync(partial(call))
+
+
+async def run_hot(state: Any, work: Callable[[Session | Runner], T]) -> T:
+    """`run_db` for the scanner's hot path (validate, redeem): on SQLite `work` gets a `Runner`
+    on a pooled connection in BEGIN IMMEDIATE, without a Session (whose bookkeeping cost more
+    than the SQL); elsewhere a Session in a worker thread, as `run_db`."""
+    inline = getattr(state, "db_inline", None)
+    if inline is None:
+        inline = state.db_inline = is_sqlite(state.engine)
+    if not inline:
+        return await run_db(state, work)
+    with Runner.sqlite_transaction(state.engine) as runner:
+        return work(runner)
 
 
 def client_ip(request: Request) -> str | None:

@@ -24,9 +24,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
 from dealmail.coupons import redeem, verdicts, voids
+from dealmail.coupons.prepared import Runner
 from dealmail.errors import DomainError
 from dealmail.locations.service import DeviceInfo, authenticate_device
-from dealmail.web.routes._devices import client_ip, run_db
+from dealmail.web.routes._devices import client_ip, run_db, run_hot
 
 API_PREFIX = "/api/v1"
 MAX_CODE = 2048
@@ -321,7 +322,7 @@ def _bearer_key(request: Request) -> str | None:
     return credentials if scheme.lower() == "bearer" and credentials else None
 
 
-def _authenticated(session: Session, key: str | None, finish: bool = False) -> DeviceInfo:
+def _authenticated(session: Session | Runner, key: str | None, finish: bool = False) -> DeviceInfo:
     """The device; by default its transaction continues into the service called next."""
     device = authenticate_device(session, key, finish=finish)
     if device is None:
@@ -451,11 +452,11 @@ def build_api(parent: FastAPI) -> FastAPI:
             return _invalid_request([{"loc": ["path", "code"], "msg": _CODE_LENGTH}])
         key = _bearer_key(request)
 
-        def work(session: Session) -> verdicts.Answer:
+        def work(session: Session | Runner) -> verdicts.Answer:
             device = _authenticated(session, key)
             return redeem.validate(session, _secret(request), device, code, client_ip(request))
 
-        return _answer(await run_db(request.app.state, work))
+        return _answer(await run_hot(request.app.state, work))
 
     @api.post(
         "/redemptions",
@@ -503,7 +504,7 @@ def build_api(parent: FastAPI) -> FastAPI:
         key = _bearer_key(request)
         idempotency_key = request.headers.get("idempotency-key")
 
-        def work(session: Session) -> verdicts.Answer:
+        def work(session: Session | Runner) -> verdicts.Answer:
             device = _authenticated(session, key)
             return redeem.redeem(
                 session,
@@ -516,7 +517,7 @@ def build_api(parent: FastAPI) -> FastAPI:
                 discount_value=body.discount_value,
             )
 
-        return _answer(await run_db(request.app.state, work))
+        return _answer(await run_hot(request.app.state, work))
 
     @api.post(
         "/redemptions/{redemption_id}/void",
