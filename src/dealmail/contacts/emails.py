@@ -30,9 +30,11 @@ class InvalidEmail(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class _Domain:
-    normalized: str  # email-validator's normalised (Unicode, lower-case) domain
-    key: str  # the domain as it appears in email_key()
-    longest_utf8: int  # the longest of the given, normalised and ASCII forms, in UTF-8 bytes
+    at_normalized: str  # "@" + email-validator's normalised (Unicode, lower-case) domain
+    at_key: str  # "@" + the domain as it appears in email_key()
+    # The longest local part that keeps the address within EMAIL_MAX_LENGTH UTF-8 bytes, by
+    # the longest of the domain's given, normalised and ASCII forms.
+    local_max: int
 
 
 def full_validation(address: str) -> tuple[str, str]:
@@ -66,7 +68,9 @@ class EmailNormaliser:
                     len(valid.ascii_domain),
                 )
                 key_domain = email_key("a@" + valid.domain)[2:]
-                found = _Domain(valid.domain, key_domain, longest)
+                found = _Domain(
+                    "@" + valid.domain, "@" + key_domain, EMAIL_MAX_LENGTH - 1 - longest
+                )
             self._domains[domain] = found
         return found
 
@@ -80,11 +84,11 @@ class EmailNormaliser:
             found = self._domains.get(domain) or self._domain(domain)
             if isinstance(found, str):
                 raise InvalidEmail(found)
-            if len(local) + 1 + found.longest_utf8 <= EMAIL_MAX_LENGTH:
+            if len(local) <= found.local_max:
                 lowered = local.lower()
                 if lowered in _CASE_INSENSITIVE:
                     local = lowered
-                return local + "@" + found.normalized, lowered + "@" + found.key
+                return local + found.at_normalized, lowered + found.at_key
         return full_validation(raw)
 
 
