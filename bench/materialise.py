@@ -11,20 +11,30 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+WORKDIR_PREFIX = "dealmail-materialise-bench-"
+
 
 def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+    try:
+        run(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(workdir: Path) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default SQLite)")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="dealmail-materialise-bench-"))
     os.environ["DEALMAIL_DATA_DIR"] = str(workdir)
     os.environ["DEALMAIL_DATABASE_URL"] = args.database_url or f"sqlite:///{workdir / 'b.db'}"
     os.environ["DEALMAIL_SECRET_KEY"] = secrets.token_urlsafe(48)

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import resource
 import secrets
+import shutil
 import signal
 import smtplib
 import socket
@@ -48,6 +49,9 @@ print(Count.n, flush=True)
 """
 
 
+WORKDIR_PREFIX = "dealmail-send-bench-"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,6 +79,14 @@ def smtplib_sender(port: int, messages: list[tuple[str, str, bytes]], start: flo
 
 
 def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+    try:
+        run(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(workdir: Path) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes = connections")
@@ -82,7 +94,6 @@ def main() -> None:
     parser.add_argument("--prebuilt", type=int, default=2_000, help="distinct smtplib messages")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="dealmail-send-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALMAIL_")}
     sink_port = free_port()
     env.update(
