@@ -56,6 +56,20 @@ def test_live_count_then_save_and_delete(
     at.text_input(key="seg_name").input("vip-not-local")
     submit(at, "Save segment")
     assert errors(at) == ["a segment named 'vip-not-local' exists"]
+    # Loading it back fills the builder; widening it and saving replaces it.
+    at.multiselect(key="seg_tags_any").set_value([])
+    at.multiselect(key="seg_tags_none").set_value([])
+    at.run()
+    assert _counts(at) == ("5", "5")
+    submit(at, "Load its rules")
+    assert at.multiselect(key="seg_tags_any").value == ["vip"]
+    assert at.multiselect(key="seg_tags_none").value == ["local"]
+    assert _counts(at) == ("1", "1")
+    at.multiselect(key="seg_tags_none").set_value([])
+    submit(at, "Save segment")
+    assert "Segment 'vip-not-local' saved." in texts(at)
+    with reading() as check:
+        assert [s.members for s in list_segments(check)] == [2]
     submit(at, "Delete segment")
     assert errors(at) == ["Tick the box to confirm."]
     at.checkbox(key="seg_delete_sure").check()

@@ -1,4 +1,4 @@
-"""Segments: build rules with a live member count, save, list, delete."""
+"""Segments: build rules with a live member count, save, load a saved one to change it, delete."""
 
 from __future__ import annotations
 
@@ -45,11 +45,39 @@ def _rules(tags: list[str]) -> dict[str, Any]:
     return rules
 
 
+def _load(name: str, rules: dict[str, Any], tags: list[str]) -> None:
+    """on_click: put a saved segment's rules into the builder (before its widgets exist)."""
+    state = st.session_state
+    known = {tag.casefold(): tag for tag in tags}
+    for kind in ("tags_any", "tags_all", "tags_none", "status"):
+        value = rules.get(kind, [])
+        values = [value] if isinstance(value, str) else list(value)
+        if kind != "status":  # as the tag is spelt now (tags match whatever the case)
+            values = [known[v.casefold()] for v in values if v.casefold() in known]
+        state[f"seg_{kind}"] = values
+    for kind, key in (("opted_in_after", "seg_after"), ("opted_in_before", "seg_before")):
+        value = rules.get(kind)
+        state[key] = date.fromisoformat(str(value)[:10]) if value else None
+    attribute, wanted = next(iter((rules.get("attrs") or {"": ""}).items()))
+    state["seg_attr"], state["seg_attr_value"] = attribute, "" if wanted is None else str(wanted)
+    state["seg_name"], state["seg_replace"] = name, True
+
+
 def main() -> None:
     require_login()
     st.title("Segments")
     with reading() as session:
         tags = list(counts_by_tag(session))
+        rules_of = {segment.name: segment.rules for segment in list_segments(session)}
+    if rules_of:
+        left, right = st.columns([3, 1])
+        chosen = left.selectbox("Change a saved segment", list(rules_of))
+        right.button(
+            "Load its rules",
+            on_click=_load,
+            args=(chosen, rules_of.get(chosen, {}), tags),
+            key="seg_load_button",
+        )
     st.subheader("Build a segment")
     rules = _rules(tags)
     with reading() as session:
