@@ -161,7 +161,8 @@ class Journey:
         nav = self.page.locator('[data-testid="stSidebarNav"]')
         nav.get_by_role("link", name=screen).click()
         # The screen's own title, not the menu entry that was just clicked.
-        title = self.page.locator("h1").filter(has_text=screen.split(" ")[0])
+        heading = "My Shop" if screen == "Home" else screen.split(" ")[0]  # home: shop's name
+        title = self.page.locator("h1").filter(has_text=heading)
         expect(title.first).to_be_visible(timeout=STREAMLIT_WAIT_MS)
         self.idle()
 
@@ -343,6 +344,13 @@ def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
         target = tmp_path / "redemptions.xlsx"
         download_info.value.save_as(target)
         journey.shot("export")
+
+        # Home: today's redemption and the last campaign's results at a glance.
+        journey.go("Home")
+        today = page.locator('[data-testid="stMetric"]').filter(has_text="Redemptions today")
+        expect(today.first).to_contain_text("1")
+        expect(page.get_by_text("Spring sale").first).to_be_visible()
+        journey.shot("home_after")
         browser.close()
 
     sheet = load_workbook(target, read_only=True).active
