@@ -37,7 +37,7 @@ def test_no_second_at_the_server_holds_more_than_the_limit(
     session: Session, settings: Settings, tmp_path: Path
 ) -> None:
     if settings.resolved_database_url.startswith("postgresql"):
-        pytest.skip("runs on SQLite here; test_scaleout exercises the PostgreSQL limiter lock")
+        pytest.skip("runs on SQLite; PostgreSQL's limiter lock: test_delivery_rate_limiter")
     ready_shop(session)
     set_settings(session, {"rate_per_second": LIMIT})
     add_customers(session, RECIPIENTS)
