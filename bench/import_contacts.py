@@ -1,6 +1,9 @@
 """Import 1,000,000 CSV rows (5 % duplicates) into a fresh SQLite database; print rows/s, peak RSS.
 
-Usage: .venv/bin/python bench/import_contacts.py [--rows N] [--keep DIR]
+Usage: .venv/bin/python bench/import_contacts.py [--rows N] [--keep DIR] [--phases]
+Last line: rows/s (wall clock), cpu_rows/s (by the importer's CPU time), total_cpu_rows/s (by
+the importer's and the reading process's together), peak_rss_mb, load (1-minute load average:
+on shared cores, wall-clock rows/s falls as it rises).
 The file looks like a Mailchimp export: a few thousand distinct domains, names, a city column
 (becomes an attribute), tags on some rows, opt-in times; duplicates differ in case and spacing.
 """
