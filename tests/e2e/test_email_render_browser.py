@@ -14,33 +14,21 @@ import email.policy
 import io
 import re
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 import zxingcpp
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from campaign_support import SECRET, make_composer, make_recipient
 from dealmail.campaigns.render import TemplateSource
 from dealmail.config import Settings
 from dealmail.coupons.tokens import derive_token
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
+    needs_chromium,
 ]
 
 

@@ -30,17 +30,10 @@ import zxingcpp
 from openpyxl import load_workbook
 from PIL import Image
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "owner_journey"
+from browser_support import ARTIFACTS as ARTIFACTS_ROOT
+from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+
+ARTIFACTS = ARTIFACTS_ROOT / "owner_journey"
 DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 STREAMLIT_WAIT_MS = 45_000
@@ -53,7 +46,7 @@ CSV = (
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
+    needs_chromium,
 ]
 
 

@@ -22,26 +22,17 @@ import segno
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from dealmail import shop
 from dealmail.db import dispose_engine, make_engine, migrate, session_factory
 from dealmail.locations import service as locations
 from support_redeem import MadeCoupon, make_coupon, make_customer, make_deal, make_location
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = {"width": 375, "height": 812}
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
+    needs_chromium,
 ]
 
 

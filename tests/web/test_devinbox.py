@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from browser_support import CHROMIUM, CHROMIUM_ARGS
 from dealmail.config import Settings
 from dealmail.delivery import devinbox
 from dealmail.delivery.materialise import materialise
@@ -26,17 +27,6 @@ from dealmail.delivery.worker import Worker
 from dealmail.shop import set_settings
 from dealmail.web.app import create_app
 from delivery_support import add_campaign, add_customers, add_deal, free_port, ready_shop
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
