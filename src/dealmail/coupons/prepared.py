@@ -86,8 +86,8 @@ class Runner:
     """Runs `Prepared` statements in one transaction, and commits or rolls it back.
 
     Made from a Session (`Runner.of(session)`: the session's transaction, any database) or, on
-    SQLite's hot path, straight from the pool (`Runner.sqlite_transaction(engine)`: a pooled
-    DBAPI connection in BEGIN IMMEDIATE, without a Session or Connection around it). Errors from
+    SQLite's hot path, by `HotConnection.transaction()` (a DBAPI connection in BEGIN IMMEDIATE,
+    without a Session, Connection or pool checkout around it). Errors from
     the raw cursor are raised as SQLAlchemy's own exception classes, so callers catch
     `IntegrityError` and the like the same on every database.
     """
@@ -105,23 +105,6 @@ class Runner:
         if isinstance(source, Runner):
             return source
         return cls(source.get_bind().dialect, source)
-
-    @classmethod
-    @contextmanager
-    def sqlite_transaction(cls, engine: Engine) -> Iterator[Runner]:
-        """A pooled SQLite connection in BEGIN IMMEDIATE; rolled back unless committed."""
-        pooled = engine.raw_connection()
-        try:
-            driver = pooled.driver_connection
-            assert driver is not None
-            driver.execute("BEGIN IMMEDIATE")
-            yield cls(engine.dialect, None, driver)
-        finally:
-            try:
-                if pooled.driver_connection is not None and pooled.driver_connection.in_transaction:
-                    pooled.driver_connection.rollback()
-            finally:
-                pooled.close()
 
     def commit(self) -> None:
         if self._session is not None:
@@ -184,3 +167,44 @@ class Runner:
         if row is None:
             raise exc.NoResultFound("no row was returned")
         return row[0]
+
+
+class HotConnection:
+    """One SQLite connection kept open for the event loop's hot path (validate, redeem).
+
+    Those run inline on the loop, one at a time, so one connection serves them all, and the pool's
+    checkout and reset-on-return (more work than the transaction's SQL) are skipped. It is opened
+    through the pool, so the engine's connect hooks (WAL, busy timeout, foreign keys) apply, then
+    detached from it. A database error other than a constraint closes it; the next use reopens.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._driver: Any = None
+
+    def _open(self) -> Any:
+        pooled = self.engine.raw_connection()
+        driver = pooled.driver_connection
+        pooled.detach()
+        self._driver = driver
+        return driver
+
+    def close(self) -> None:
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Runner]:
+        """BEGIN IMMEDIATE on the kept connection; rolled back unless the work committed."""
+        driver = self._driver or self._open()
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            yield Runner(self.engine.dialect, None, driver)
+        except exc.DBAPIError as error:
+            if not isinstance(error, exc.IntegrityError):
+                self.close()
+            raise
+        finally:
+            if self._driver is driver and driver.in_transaction:
+                driver.rollback()

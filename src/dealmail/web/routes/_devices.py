@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
 from dealmail.config import Settings
-from dealmail.coupons.prepared import Runner
+from dealmail.coupons.prepared import HotConnection, Runner
 from dealmail.db import is_sqlite
 from dealmail.locations.service import DeviceInfo, authenticate_device
 from dealmail.security import hmac_hex
@@ -51,15 +51,18 @@ async def run_db(state: Any, work: Callable[..., T], *args: Any) -> T:
 
 
 async def run_hot(state: Any, work: Callable[[Session | Runner], T]) -> T:
-    """`run_db` for the scanner's hot path (validate, redeem): on SQLite `work` gets a `Runner`
-    on a pooled connection in BEGIN IMMEDIATE, without a Session (whose bookkeeping cost more
+    """`run_db` for the scanner's hot path (validate, redeem): on SQLite `work` gets a `Runner` on
+    the app's kept connection in BEGIN IMMEDIATE, without a Session (whose bookkeeping cost more
     than the SQL); elsewhere a Session in a worker thread, as `run_db`."""
     inline = getattr(state, "db_inline", None)
     if inline is None:
         inline = state.db_inline = is_sqlite(state.engine)
     if not inline:
         return await run_db(state, work)
-    with Runner.sqlite_transaction(state.engine) as runner:
+    hot: HotConnection | None = getattr(state, "hot_connection", None)
+    if hot is None:
+        hot = state.hot_connection = HotConnection(state.engine)
+    with hot.transaction() as runner:
         return work(runner)
 
 

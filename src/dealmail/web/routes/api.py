@@ -9,6 +9,8 @@ Their OpenAPI entries still carry the same parameters, body schema and examples 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -624,8 +626,27 @@ def build_api(parent: FastAPI) -> FastAPI:
     return api
 
 
+def _closing_hot_connection(app: FastAPI, api: FastAPI) -> None:
+    """At shutdown, close the connection the hot path kept open (see `run_hot`)."""
+    lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def wrapped(target: Any) -> AsyncIterator[Any]:
+        try:
+            async with lifespan(target) as state:
+                yield state
+        finally:
+            hot = getattr(api.state, "hot_connection", None)
+            if hot is not None:
+                hot.close()
+
+    app.router.lifespan_context = wrapped
+
+
 def install(app: FastAPI) -> None:
-    mount = Mount(API_PREFIX, app=build_api(app))
+    api = build_api(app)
+    _closing_hot_connection(app, api)
+    mount = Mount(API_PREFIX, app=api)
     # A newline inside a path segment (found by schemathesis) must still reach the API, whose
     # answers carry a code: Starlette's mount pattern uses `.`, which stops at a newline.
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
