@@ -12,9 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, or_, select, update
+import orjson
+from sqlalchemy import JSON, Text, TypeDecorator, bindparam, exists, insert, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from dealmail.coupons import guard
 from dealmail.coupons.lookup import CodeRef, parse_code
@@ -44,6 +47,7 @@ from dealmail.models import (
     deal_locations,
     utcnow,
 )
+from dealmail.models.base import JSONType
 from dealmail.security import sha256_hex
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -137,8 +141,31 @@ _FIND_RECORD = Prepared(
         IdempotencyRecord.key == bindparam("key"),
     )
 )
-_RECORD_COLUMNS = ("device_id", "key", "request_hash", "status_code", "response", "created_at")
-_INSERT_RECORD = Prepared(insert(IdempotencyRecord), _RECORD_COLUMNS)
+
+
+class _StoredAnswer(TypeDecorator[dict[str, Any]]):
+    """The answer an idempotency record keeps: on SQLite serialised by orjson into the JSON
+    column's text (its JSON type reads it back as usual), elsewhere the JSON type's own binding."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return JSONType.dialect_impl(dialect)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite" and value is not None:
+            return orjson.dumps(value).decode()
+        return value
+
+
+_RECORD_COLUMNS = ("device_id", "key", "request_hash", "status_code", "created_at")
+_INSERT_RECORD = Prepared(
+    insert(IdempotencyRecord).values(response=bindparam("response", type_=_StoredAnswer())),
+    _RECORD_COLUMNS,
+)
 
 
 def _facts(
