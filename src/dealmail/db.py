@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dealmail.config import Settings, get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 _engines: dict[str, Engine] = {}
 
 
@@ -47,6 +48,8 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         # BEGIN IMMEDIATE takes the write lock at the start, so two writers never deadlock
         # upgrading a read lock; read-only work can ask for DEFERRED.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode not in SQLITE_BEGIN_MODES:
+            raise ValueError(f"sqlite_begin must be one of {SQLITE_BEGIN_MODES}")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
