@@ -74,7 +74,7 @@ def web(
 
     settings = get_settings()
     uvicorn.run(
-        "dealmail.web.app:create_app",
+        "dealmail.web.app:create_serving_app",
         factory=True,
         host=host or settings.web_host,
         port=port or settings.web_port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 from pathlib import Path
@@ -59,6 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         install = getattr(module, "install", None)
         if install is not None:
             install(app)
+    return app
+
+
+def create_serving_app() -> FastAPI:
+    """The app as `dealmail web` serves it: the objects built at start-up are moved out of the
+    garbage collector's reach, so a full collection mid-request never walks them (one such
+    pause was measured at 82 ms under the redeem benchmark)."""
+    app = create_app()
+    gc.collect()
+    gc.freeze()
     return app
 
 
