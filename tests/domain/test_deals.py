@@ -121,3 +121,141 @@ def test_deal_limited_to_locations(session: Session) -> None:
         add_deal(session, "nowhere", locations=("Airport",))
     assert caught.value.code == "unknown_location"
     assert deal.id is not None
+
+
+def test_update_deal_changes_only_what_is_given(session: Session) -> None:
+    from dealmail.deals.service import DealChanges, update_deal
+    from dealmail.locations.service import add_location
+
+    add_location(session, "Station")
+    add_deal(session, "spring", terms="Not with other offers", valid_days=14)
+    update_deal(session, "spring", DealChanges(title="15% off all bread", value="15"), now=NOW)
+    row = describe(get_deal(session, "spring"))
+    assert (row["title"], row["headline"], row["terms"]) == (
+        "15% off all bread",
+        "15% off",
+        "Not with other offers",
+    )
+    assert row["valid_days"] == 14
+    until = datetime(2030, 6, 30, 12, tzinfo=UTC)
+    update_deal(
+        session,
+        "spring",
+        DealChanges(
+            kind="amount_off", currency="eur", valid_until=until, terms="", locations=("Station",)
+        ),
+        now=NOW,
+    )
+    row = describe(get_deal(session, "spring"))
+    assert row["headline"] == "€15 off"
+    assert (row["valid_until"], row["valid_days"], row["terms"]) == (until.isoformat(), None, None)
+    assert row["locations"] == ["Station"]
+    update_deal(session, "spring", DealChanges(no_end=True, locations=()), now=NOW)
+    row = describe(get_deal(session, "spring"))
+    assert (row["valid_until"], row["valid_days"], row["locations"]) == (None, None, [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"title": " "}, "missing_title"),
+        ({"value": "120"}, "invalid_value"),
+        ({"kind": "amount_off"}, "missing_currency"),
+        ({"valid_days": 3, "valid_until": NOW + timedelta(days=3)}, "conflicting_validity"),
+        ({"valid_until": NOW - timedelta(days=1)}, "invalid_validity"),
+        ({"uses_per_coupon": 0}, "invalid_uses"),
+        ({"locations": ("Airport",)}, "unknown_location"),
+    ],
+)
+def test_update_deal_refuses_what_create_refuses(
+    session: Session, changes: dict[str, object], code: str
+) -> None:
+    from dealmail.deals.service import DealChanges, update_deal
+
+    add_deal(session, "spring")
+    with pytest.raises(DomainError) as caught:
+        update_deal(session, "spring", DealChanges(**changes), now=NOW)  # type: ignore[arg-type]
+    assert caught.value.code == code
+    assert describe(get_deal(session, "spring"))["headline"] == "20% off"
+    with pytest.raises(DomainError) as missing:
+        update_deal(session, "autumn", DealChanges(title="x"), now=NOW)
+    assert missing.value.code == "deal_not_found"
+
+
+def test_an_expired_deal_can_still_have_its_wording_fixed(session: Session) -> None:
+    from dealmail.deals.service import DealChanges, update_deal
+
+    create_deal(
+        session,
+        DealInput(
+            name="old", kind="bogo", title="Two for one", valid_until=NOW + timedelta(days=1)
+        ),
+        now=NOW,
+    )
+    later = NOW + timedelta(days=30)
+    update_deal(session, "old", DealChanges(title="Was 20% off"), now=later)
+    assert describe(get_deal(session, "old"), later)["title"] == "Was 20% off"
+
+
+@pytest.mark.parametrize("in_use", ["sent", "sending", "paused", "coupon"])
+def test_a_deal_in_use_keeps_what_its_coupons_promise(session: Session, in_use: str) -> None:
+    from dealmail.coupons.issue import issue_coupon
+    from dealmail.deals.service import DealChanges, update_deal
+    from dealmail.models import Campaign
+
+    deal = create_deal(
+        session,
+        DealInput(
+            name="spring",
+            kind="percent_off",
+            title="20% off any pastry",
+            value="20",
+            valid_until=NOW + timedelta(days=10),
+        ),
+        now=NOW,
+    )
+    if in_use == "coupon":
+        issue_coupon(session, b"k" * 32, deal, campaign_id=None, customer_id=None, now=NOW)
+    else:
+        session.add(Campaign(name="c", subject="s", status=in_use, deal_id=deal.id))
+    session.commit()
+    for refused in (
+        {"value": "30"},
+        {"kind": "bogo"},
+        {"uses_per_coupon": 2},
+        {"valid_until": NOW + timedelta(days=5)},
+        {"valid_days": 30},
+        {"no_end": False, "valid_from": NOW + timedelta(days=1)},
+    ):
+        with pytest.raises(DomainError) as caught:
+            update_deal(session, "spring", DealChanges(**refused), now=NOW)  # type: ignore[arg-type]
+        assert caught.value.code == "deal_in_use", refused
+        assert caught.value.http_status == 409
+    # Same value written again, new wording and a later end are all fine.
+    update_deal(
+        session,
+        "spring",
+        DealChanges(value="20.00", title="20% off, now on bread too", terms="One per visit"),
+        now=NOW,
+    )
+    update_deal(session, "spring", DealChanges(valid_until=NOW + timedelta(days=20)), now=NOW)
+    row = describe(get_deal(session, "spring"))
+    assert (row["title"], row["terms"], row["headline"]) == (
+        "20% off, now on bread too",
+        "One per visit",
+        "20% off",
+    )
+    assert row["valid_until"] == (NOW + timedelta(days=20)).isoformat()
+
+
+def test_a_draft_campaign_or_a_test_coupon_does_not_lock_the_deal(session: Session) -> None:
+    from dealmail.coupons.issue import issue_coupon
+    from dealmail.deals.service import DealChanges, update_deal
+    from dealmail.models import Campaign
+
+    deal = add_deal(session, "spring")
+    session.add(Campaign(name="c", subject="s", status="draft", deal_id=deal.id))
+    issue_coupon(session, b"k" * 32, deal, campaign_id=None, customer_id=None, is_test=True)
+    session.commit()
+    update_deal(session, "spring", DealChanges(value="25", uses_per_coupon=3), now=NOW)
+    assert describe(get_deal(session, "spring"))["headline"] == "25% off"

@@ -1,9 +1,9 @@
-"""Deal service: create, list, show; every rule a deal must obey on the way in."""
+"""Deal service: create, edit, list, show; every rule a deal must obey on the way in."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -13,14 +13,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealmail.deals.validity import value_text
-from dealmail.errors import AlreadyExists, InvalidInput, NotFound
+from dealmail.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from dealmail.locations.service import get_location
-from dealmail.models import Deal, DealKind, utcnow
+from dealmail.models import Campaign, CampaignStatus, Coupon, Deal, DealKind, utcnow
 from dealmail.shop import get_shop_settings
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,99}$")
 KINDS_NEEDING_VALUE = (DealKind.PERCENT_OFF, DealKind.AMOUNT_OFF)
 MAX_VALID_DAYS = 3650
+# A campaign in these states has issued (or is issuing) coupons that carry the deal.
+SENT_STATUSES = (CampaignStatus.SENDING, CampaignStatus.PAUSED, CampaignStatus.SENT)
+# What an issued coupon promises: these never change once a coupon is out.
+PROMISED_FIELDS = ("kind", "value", "currency", "uses_per_coupon", "valid_from")
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,117 @@ def create_deal(session: Session, data: DealInput, *, now: datetime | None = Non
     deal = Deal(**fields)
     deal.locations = [get_location(session, name) for name in dict.fromkeys(data.locations)]
     session.add(deal)
+    session.commit()
+    return deal
+
+
+@dataclass(frozen=True)
+class DealChanges:
+    """What to change in a deal; None leaves a field as it is."""
+
+    title: str | None = None
+    terms: str | None = None  # "" clears the terms
+    kind: str | None = None
+    value: str | Decimal | None = None
+    currency: str | None = None
+    valid_from: date | datetime | None = None
+    # Giving valid_until, valid_days or no_end replaces the deal's whole validity.
+    valid_until: date | datetime | None = None
+    valid_days: int | None = None
+    no_end: bool = False
+    uses_per_coupon: int | None = None
+    locations: tuple[str, ...] | None = None
+
+
+def is_in_use(session: Session, deal: Deal) -> bool:
+    """True once a campaign with this deal has started sending or a real coupon carries it."""
+    campaign = session.scalar(
+        select(Campaign.id)
+        .where(Campaign.deal_id == deal.id, Campaign.status.in_(SENT_STATUSES))
+        .limit(1)
+    )
+    if campaign is not None:
+        return True
+    coupon = session.scalar(
+        select(Coupon.id).where(Coupon.deal_id == deal.id, Coupon.is_test.is_(False)).limit(1)
+    )
+    return coupon is not None
+
+
+def _merged(deal: Deal, changes: DealChanges) -> DealInput:
+    new_validity = (
+        changes.no_end or changes.valid_until is not None or changes.valid_days is not None
+    )
+    return DealInput(
+        name=deal.name,
+        kind=deal.kind if changes.kind is None else changes.kind,
+        title=deal.title if changes.title is None else changes.title,
+        value=deal.value if changes.value is None else changes.value,
+        currency=deal.currency if changes.currency is None else changes.currency,
+        terms=deal.terms if changes.terms is None else changes.terms,
+        valid_from=deal.valid_from if changes.valid_from is None else changes.valid_from,
+        valid_until=changes.valid_until if new_validity else deal.valid_until,
+        valid_days=changes.valid_days if new_validity else deal.valid_days,
+        uses_per_coupon=(
+            deal.uses_per_coupon if changes.uses_per_coupon is None else changes.uses_per_coupon
+        ),
+        locations=tuple(loc.name for loc in deal.locations)
+        if changes.locations is None
+        else changes.locations,
+    )
+
+
+def _shortens(deal: Deal, fields: dict[str, Any]) -> bool:
+    """Would the new validity end sooner than the old one (or switch how it is counted)?"""
+    new_until, new_days = fields["valid_until"], fields["valid_days"]
+    if new_until is None and new_days is None:
+        return False  # no end at all: never shorter
+    if deal.valid_until is not None:
+        return new_until is None or bool(new_until < deal.valid_until)
+    if deal.valid_days is not None:
+        return new_days is None or bool(new_days < deal.valid_days)
+    return True  # had no end; any end is shorter
+
+
+def update_deal(
+    session: Session, name: str, changes: DealChanges, *, now: datetime | None = None
+) -> Deal:
+    """Edit deal NAME with the same rules as on creation.
+
+    Once the deal is in use (a campaign carrying it is sending, paused or sent, or a real coupon
+    was issued for it), what a coupon promises is fixed: kind, value, currency, uses per coupon,
+    valid-from and locations are refused with `deal_in_use`, and the validity may only be
+    extended (a later last day, or more days after sending), never shortened or switched
+    between the two. Coupons already issued keep the expiry they were issued with. The title
+    and terms wording can always change. A deal is never renamed.
+    """
+    deal = get_deal(session, name)
+    zone = get_shop_settings(session).zone
+    data = _merged(deal, changes)
+    keeps_until = data.valid_until == deal.valid_until and data.valid_until is not None
+    # An unchanged last day may lie in the past (an expired deal): that alone is no error.
+    checked = _validated(
+        replace(data, valid_until=None) if keeps_until else data,
+        now or utcnow(),
+        zone,
+    )
+    if keeps_until:
+        checked["valid_until"] = deal.valid_until
+    locations = [get_location(session, loc) for loc in dict.fromkeys(data.locations)]
+    if is_in_use(session, deal):
+        changed = [field for field in PROMISED_FIELDS if checked[field] != getattr(deal, field)]
+        if {loc.id for loc in locations} != {loc.id for loc in deal.locations}:
+            changed.append("locations")
+        if _shortens(deal, checked):
+            changed.append("validity (it can only be extended)")
+        if changed:
+            raise Conflict(
+                f"deal {name!r} is already on issued coupons; cannot change " + ", ".join(changed),
+                code="deal_in_use",
+            )
+    for field, value in checked.items():
+        setattr(deal, field, value)
+    deal.locations = locations
     session.commit()
     return deal
 
