@@ -259,3 +259,65 @@ def test_a_draft_campaign_or_a_test_coupon_does_not_lock_the_deal(session: Sessi
     session.commit()
     update_deal(session, "spring", DealChanges(value="25", uses_per_coupon=3), now=NOW)
     assert describe(get_deal(session, "spring"))["headline"] == "25% off"
+
+
+def test_deals_edit_cli(settings: object) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dealmail.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.output
+
+    code, out = run(
+        "deals",
+        "create",
+        "spring",
+        "--kind",
+        "percent_off",
+        "--value",
+        "10",
+        "--title",
+        "10% off",
+        "--terms",
+        "One per visit",
+        "--valid-days",
+        "14",
+    )
+    assert code == 0, out
+    code, out = run(
+        "deals",
+        "edit",
+        "spring",
+        "--title",
+        "12% off bread",
+        "--value",
+        "12",
+        "--valid-until",
+        "2099-12-31",
+    )
+    assert code == 0, out
+    assert "12% off" in out
+    code, out = run("deals", "show", "spring", "--json")
+    shown = json.loads(out)
+    assert (shown["title"], shown["headline"], shown["terms"]) == (
+        "12% off bread",
+        "12% off",
+        "One per visit",
+    )
+    assert shown["valid_days"] is None
+    assert shown["valid_until"].startswith("2099-12-31")
+    code, out = run("deals", "edit", "spring", "--value", "150")
+    assert code == 2
+    assert "invalid_value" in out
+    code, out = run("deals", "edit", "spring", "--no-end", "--valid-days", "3")
+    assert code == 2
+    assert "conflicting_validity" in out
+    code, out = run("deals", "edit", "autumn", "--title", "x")
+    assert code == 2
+    assert "deal_not_found" in out

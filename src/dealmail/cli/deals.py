@@ -1,4 +1,4 @@
-"""`dealmail deals`: create, list and show deals."""
+"""`dealmail deals`: create, edit, list and show deals."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import typer
 
 from dealmail.cli._common import cli_session, console, print_json
 from dealmail.deals import service
+from dealmail.errors import InvalidInput
 from dealmail.models import DealKind
 
 deals_app = typer.Typer(
@@ -50,6 +51,51 @@ def deals_create(
         deal = service.create_deal(session, data)
         summary = service.describe(deal)
     console.print(f"deal {summary['name']} created: {summary['headline']}, {summary['title']}")
+
+
+@deals_app.command("edit")
+def deals_edit(
+    name: str,
+    title: str = typer.Option(None, "--title", help="New title."),
+    terms: str = typer.Option(None, "--terms", help='New small print ("" removes it).'),
+    kind: str = typer.Option(None, "--kind", help=f"One of {KINDS}."),
+    value: str = typer.Option(None, "--value", help="New percent or amount."),
+    currency: str = typer.Option(None, "--currency", help="New ISO currency code."),
+    valid_days: int = typer.Option(None, "--valid-days", help="Valid N days after sending."),
+    valid_until: str = typer.Option(
+        None, "--valid-until", help="Last valid day (YYYY-MM-DD, shop time zone)."
+    ),
+    no_end: bool = typer.Option(False, "--no-end", help="Valid with no end date."),
+    valid_from: str = typer.Option(None, "--valid-from", help="First valid day (YYYY-MM-DD)."),
+    uses: int = typer.Option(None, "--uses", help="Uses per coupon."),
+    location: list[str] = typer.Option(
+        None, "--location", help="Valid only at these locations (repeatable; replaces the list)."
+    ),
+    all_locations: bool = typer.Option(
+        False, "--all-locations", help="Valid at every location again."
+    ),
+) -> None:
+    """Edit deal NAME; options not given stay as they are."""
+    if location and all_locations:
+        raise InvalidInput(
+            "choose --location or --all-locations, not both", code="conflicting_locations"
+        )
+    changes = service.DealChanges(
+        title=title,
+        terms=terms,
+        kind=kind,
+        value=value,
+        currency=currency,
+        valid_from=service.parse_day_or_moment(valid_from) if valid_from else None,
+        valid_until=service.parse_day_or_moment(valid_until) if valid_until else None,
+        valid_days=valid_days,
+        no_end=no_end,
+        uses_per_coupon=uses,
+        locations=() if all_locations else (tuple(location) if location else None),
+    )
+    with cli_session() as session:
+        summary = service.describe(service.update_deal(session, name, changes))
+    console.print(f"deal {summary['name']} saved: {summary['headline']}, {summary['title']}")
 
 
 @deals_app.command("list")

@@ -230,6 +230,10 @@ def update_deal(
     and terms wording can always change. A deal is never renamed.
     """
     deal = get_deal(session, name)
+    if changes.no_end and (changes.valid_until is not None or changes.valid_days is not None):
+        raise InvalidInput(
+            "choose no end, --valid-days or --valid-until, not two", code="conflicting_validity"
+        )
     zone = get_shop_settings(session).zone
     data = _merged(deal, changes)
     keeps_until = data.valid_until == deal.valid_until and data.valid_until is not None
