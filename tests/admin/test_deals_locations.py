@@ -122,3 +122,65 @@ def test_pairing_qr_api_key_and_revoke(open_page: Open, reading: Reading) -> Non
     assert "Device revoked." in texts(at)
     with reading() as session:
         assert list_devices(session)[0].revoked_at is not None
+
+
+def test_edit_a_deal(open_page: Open, reading: Reading) -> None:
+    at = open_page("deals.py")
+    assert "No deals to edit yet." in texts(at)
+    _new_deal(at, "spring-10", "percent_off", "10", "10% off everything")
+    at.radio(key="deal_validity").set_value("N days after sending")
+    at.number_input(key="deal_days").set_value(14)
+    submit(at, "Create deal")
+    at.selectbox(key="deal_edit_choice").set_value("spring-10")
+    assert at.text_input(key="edit_title:spring-10").value == "10% off everything"
+    at.text_input(key="edit_title:spring-10").input("15% off all bread")
+    at.text_input(key="edit_value:spring-10").input("15")
+    at.number_input(key="edit_days:spring-10").set_value(21)
+    at.text_area(key="edit_terms:spring-10").input("One per visit")
+    submit(at, "Save deal")
+    assert "Deal 'spring-10' saved." in texts(at)
+    assert list(at.dataframe[0].value["offer"]) == ["15% off"]
+    with reading() as session:
+        deal = get_deal(session, "spring-10")
+        assert (deal.title, str(deal.value), deal.valid_days, deal.terms) == (
+            "15% off all bread",
+            "15.00",
+            21,
+            "One per visit",
+        )
+
+
+def test_deal_edit_errors_are_shown(open_page: Open, session: Session, reading: Reading) -> None:
+    from dealmail.deals.service import DealInput, create_deal
+    from dealmail.models import Campaign
+
+    deal = create_deal(
+        session,
+        DealInput(name="tenner", kind="amount_off", title="Ten off", value="10", currency="EUR"),
+    )
+    session.add(Campaign(name="sent-one", subject="Hi", status="sent", deal_id=deal.id))
+    session.commit()
+    session.close()
+    at = open_page("deals.py")
+    at.selectbox(key="deal_edit_choice").set_value("tenner")
+    at.text_input(key="edit_title:tenner").input(" ")
+    submit(at, "Save deal")
+    assert errors(at) == ["a deal needs a title"]
+    at.text_input(key="edit_title:tenner").input("Ten euros off")
+    at.text_input(key="edit_value:tenner").input("20")
+    submit(at, "Save deal")
+    assert errors(at) == ["deal 'tenner' is already on issued coupons; cannot change value"]
+    at.text_input(key="edit_value:tenner").input("10")
+    at.radio(key="edit_validity:tenner").set_value("Until a date")
+    submit(at, "Save deal")
+    assert errors(at) == ["Choose the last valid day."]
+    at.radio(key="edit_validity:tenner").set_value("No end date")
+    submit(at, "Save deal")
+    assert "Deal 'tenner' saved." in texts(at)
+    with reading() as check:
+        saved = get_deal(check, "tenner")
+        assert (saved.title, str(saved.value), saved.valid_until) == (
+            "Ten euros off",
+            "10.00",
+            None,
+        )
