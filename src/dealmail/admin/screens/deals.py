@@ -75,6 +75,7 @@ def _create_form(location_names: list[str]) -> None:
 
 
 def _current_validity(row: dict[str, Any], zone: ZoneInfo) -> tuple[str, int, date | None]:
+    """The form's starting validity: the choice, its days, and the last day in shop time."""
     if row["valid_until"]:
         last_day = datetime.fromisoformat(row["valid_until"]).astimezone(zone).date()
         return VALIDITY[2], 30, last_day
