@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +85,12 @@ def dispose_engines() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database does not answer (health checks)."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:

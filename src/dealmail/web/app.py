@@ -11,10 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 
 from dealmail.config import Settings, get_settings
-from dealmail.db import get_engine, session_factory
+from dealmail.db import get_engine, ping, session_factory
 from dealmail.errors import DomainError
 from dealmail.web import routes
 
@@ -50,8 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
-        with app.state.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        ping(app.state.engine)
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
