@@ -144,6 +144,19 @@ def _throttled(request: Request, device: DeviceInfo, exc: guard.Throttled) -> HT
     return _page(request, "scanner/coupon.html", context, status_code=429, device=device)
 
 
+def _posting_device(
+    session: Session, request: Request, settings: Settings, csrf: str
+) -> tuple[DeviceInfo | None, HTMLResponse | None]:
+    """The paired device behind a staff form's POST, or the page refusing it."""
+    device = cookie_device(session, request)
+    if device is None:
+        return None, _not_paired(request)
+    if not _csrf_ok(settings, device, csrf):
+        forbidden = _page(request, "scanner/forbidden.html", {}, status_code=403, device=device)
+        return device, forbidden
+    return device, None
+
+
 def _csrf_ok(settings: Settings, device: DeviceInfo, given: str) -> bool:
     return constant_time_equal(csrf_token(settings, device), given or "")
 
@@ -230,11 +243,10 @@ async def scan_redeem(
     settings = _settings(request)
 
     def work(session: Session) -> HTMLResponse:
-        device = cookie_device(session, request)
-        if device is None:
-            return _not_paired(request)
-        if not _csrf_ok(settings, device, csrf):
-            return _page(request, "scanner/forbidden.html", {}, status_code=403, device=device)
+        device, refusal = _posting_device(session, request, settings, csrf)
+        if refusal is not None:
+            return refusal
+        assert device is not None
         try:
             answer = redeem.redeem(
                 session,
@@ -269,11 +281,10 @@ async def scan_undo(
     settings = _settings(request)
 
     def work(session: Session) -> HTMLResponse:
-        device = cookie_device(session, request)
-        if device is None:
-            return _not_paired(request)
-        if not _csrf_ok(settings, device, csrf):
-            return _page(request, "scanner/forbidden.html", {}, status_code=403, device=device)
+        device, refusal = _posting_device(session, request, settings, csrf)
+        if refusal is not None:
+            return refusal
+        assert device is not None
         try:
             answer = voids.void(
                 session, device, redemption_id, UNDO_REASON, settings.void_window_minutes
