@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from dealmail.wal import CHECKPOINT_INTERVAL_S, WalCheckpointer
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -176,21 +178,36 @@ class HotConnection:
     checkout and reset-on-return (more work than the transaction's SQL) are skipped. It is opened
     through the pool, so the engine's connect hooks (WAL, busy timeout, foreign keys) apply, then
     detached from it. A database error other than a constraint closes it; the next use reopens.
+
+    Its commits leave WAL checkpoints to a `WalCheckpointer` thread it runs while open: its own
+    auto-checkpoint threshold is raised (`AUTOCHECKPOINT`) to what only a sustained burst of
+    writes reaches (the log restarts only once fully checkpointed; see dealmail/wal.py).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    # ~40 MB of log, about 800 redemptions' worth (a literal: PRAGMAs take no bound parameters).
+    AUTOCHECKPOINT = "PRAGMA wal_autocheckpoint=10000"
+
+    def __init__(self, engine: Engine, checkpoint_interval: float = CHECKPOINT_INTERVAL_S) -> None:
         self.engine = engine
+        self.checkpoint_interval = checkpoint_interval
         self._driver: Any = None
+        self._checkpointer: WalCheckpointer | None = None
 
     def _open(self) -> Any:
         pooled = self.engine.raw_connection()
-        driver = pooled.driver_connection
+        driver: Any = pooled.driver_connection
         pooled.detach()
+        driver.execute(self.AUTOCHECKPOINT)
         self._driver = driver
+        if self._checkpointer is None:
+            self._checkpointer = WalCheckpointer(self.engine, self.checkpoint_interval).start()
         return driver
 
     def close(self) -> None:
         driver, self._driver = self._driver, None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         if driver is not None:
             driver.close()
 

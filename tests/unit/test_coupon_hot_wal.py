@@ -1,0 +1,71 @@
+"""The hot path's SQLite connection leaves WAL checkpoints to its background checkpointer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from dealmail.coupons.prepared import HotConnection
+from dealmail.db import make_engine
+from dealmail.wal import checkpoint
+
+
+def test_hot_connection_commits_without_checkpointing_and_its_thread_copies_the_log(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hot.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+    hot = HotConnection(engine, checkpoint_interval=3600)  # its thread stays out of the way
+    try:
+        with hot.transaction() as runner:
+            runner.commit()  # opens the connection and its checkpointer
+        driver = hot._driver
+        assert driver.execute("PRAGMA wal_autocheckpoint").fetchone() == (10_000,)
+        assert hot._checkpointer is not None
+        assert hot._checkpointer.running
+
+        # Far past SQLite's default threshold of 1000 pages: no commit checkpointed it.
+        for _ in range(60):
+            with hot.transaction():
+                driver.executemany(
+                    "INSERT INTO t (body) VALUES (?)", [("x" * 3000,) for _ in range(40)]
+                )
+                driver.commit()
+        reader = engine.raw_connection()
+        try:
+            busy, logged, copied = checkpoint(reader.driver_connection)
+        finally:
+            reader.close()
+        assert busy == 0
+        assert logged > 1000
+        assert copied == logged
+        assert (tmp_path / "hot.db").stat().st_size > 60 * 40 * 3000
+    finally:
+        checkpointer = hot._checkpointer
+        hot.close()
+        engine.dispose()
+    assert checkpointer is not None
+    assert not checkpointer.running
+    assert hot._checkpointer is None
+
+
+def test_checkpointer_restarts_with_the_connection_after_a_close(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hot.db'}")
+    hot = HotConnection(engine, checkpoint_interval=3600)
+    try:
+        with hot.transaction() as runner:
+            runner.commit()
+        first = hot._checkpointer
+        hot.close()
+        with hot.transaction() as runner:
+            runner.commit()
+        assert first is not None
+        assert not first.running
+        assert hot._checkpointer is not None
+        assert hot._checkpointer is not first
+        assert hot._checkpointer.running
+    finally:
+        hot.close()
+        engine.dispose()
