@@ -16,6 +16,7 @@ from dealmail.config import Settings, get_settings
 from dealmail.db import get_engine, ping, session_factory
 from dealmail.errors import DomainError
 from dealmail.web import routes
+from dealmail.web.telemetry import TELEMETRY_OFF
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        **TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings)

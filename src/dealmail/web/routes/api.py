@@ -30,6 +30,7 @@ from dealmail.coupons.prepared import Runner
 from dealmail.errors import DomainError
 from dealmail.locations.service import DeviceInfo, authenticate_device
 from dealmail.web.routes._devices import client_ip, run_db, run_hot
+from dealmail.web.telemetry import TELEMETRY_OFF
 
 API_PREFIX = "/api/v1"
 MAX_CODE = 2048
@@ -364,6 +365,7 @@ def build_api(parent: FastAPI) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         servers=[{"url": API_PREFIX}],
+        **TELEMETRY_OFF,
     )
     api.state.settings = parent.state.settings
     api.state.engine = parent.state.engine
