@@ -184,3 +184,17 @@ def test_control_characters_and_out_of_range_dates_are_422_not_500(api: Api) -> 
         "/api/v1/redemptions", params={"since": "0001-01-01T00:00:00+14:00"}, headers=api.headers()
     )
     assert (early.status_code, early.json()["code"]) == (422, "invalid_request")
+
+
+def test_plainly_served_endpoints_keep_their_documented_methods(api: Api) -> None:
+    document = api.client.get("/api/v1/openapi.json").json()
+    assert set(document["paths"]["/coupons/{code}"]) == {"get"}
+    assert set(document["paths"]["/redemptions"]) == {"get", "post"}
+    token = api.coupon.token
+    head = api.client.head(f"/api/v1/coupons/{token}", headers=api.headers())
+    assert (head.status_code, head.headers["allow"]) == (405, "GET")
+    put = api.client.put("/api/v1/redemptions", json={"code": token}, headers=api.headers())
+    assert put.status_code == 405
+    assert put.json()["code"] == "method_not_allowed"
+    listed = api.client.get("/api/v1/redemptions", headers=api.headers())
+    assert (listed.status_code, listed.json()["items"]) == (200, [])

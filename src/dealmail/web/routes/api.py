@@ -3,7 +3,8 @@
 Validate and redeem are the counter's hot path: their handlers take the bare request, read the
 Bearer key and the body themselves (the body through the same pydantic model, from its raw bytes)
 and answer pre-serialised JSON, so no dependency solving or response-model pass runs per scan.
-Their OpenAPI entries still carry the same parameters, body schema and examples (`openapi_extra`).
+Their OpenAPI entries still carry the same parameters, body schema and examples (`openapi_extra`),
+and plain Starlette routes in front of those entries serve them (`_serve_plainly`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import orjson
 from fastapi import FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from dealmail.coupons import redeem, verdicts, voids
 from dealmail.coupons.prepared import Runner
@@ -625,7 +627,24 @@ def build_api(parent: FastAPI) -> FastAPI:
         return api.openapi_schema or {}
 
     api.openapi = openapi  # type: ignore[method-assign]
+    _serve_plainly(api, validate_coupon, create_redemption)
     return api
+
+
+def _serve_plainly(api: FastAPI, *endpoints: Any) -> None:
+    """Serve these endpoints' requests through plain Starlette routes placed first, same path,
+    methods and handler. FastAPI's route wrapper (dependency solving, an exit stack per request)
+    cost ~35 us of a validate's ~125 us in-process, for handlers that take only the request.
+    The FastAPI routes behind them stay: the OpenAPI document is built from them alone."""
+    plain = []
+    for route in api.router.routes:
+        if isinstance(route, APIRoute) and route.endpoint in endpoints:
+            served = Route(route.path, route.endpoint, methods=list(route.methods or ()))
+            served.methods = set(route.methods or ())  # as FastAPI's: no implicit HEAD
+            plain.append(served)
+    if len(plain) != len(endpoints):
+        raise RuntimeError("every plainly served endpoint needs its documented route")
+    api.router.routes[0:0] = plain
 
 
 def _closing_hot_connection(app: FastAPI, api: FastAPI) -> None:
