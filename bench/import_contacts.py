@@ -109,6 +109,7 @@ PHASES = [
     "_fold_by_upsert",
     "_block_forbidden_opt_ins",
     "_count_outcomes",
+    "_note_blocked",
     "_upsert_customers",
     "_record_opt_ins",
     "_create_indexes",

@@ -52,7 +52,15 @@ from dealmail.contacts.consent import apply_withdrawals_in_bulk
 from dealmail.contacts.csvread import FileFormat, detect_format
 from dealmail.contacts.identity import tag_key
 from dealmail.contacts.pipeline import can_fork, chunks_from_worker
-from dealmail.contacts.rows import IP_MAX, NAME_MAX, PHONE_MAX, SOURCE_MAX, TagRow, staged_rows
+from dealmail.contacts.rows import (
+    IP_MAX,
+    NAME_MAX,
+    PHONE_MAX,
+    SOURCE_MAX,
+    TagRow,
+    every_row_opts_in,
+    staged_rows,
+)
 from dealmail.errors import InvalidInput
 from dealmail.models import (
     ConsentKind,
@@ -122,7 +130,16 @@ merged = Table(
     prefixes=["TEMPORARY"],
     sqlite_with_rowid=False,
 )
-_STAGING_TABLES = (stage, stage_tags, merged)
+# SQLite, all-opt-in imports: addresses whose opt-in may not be applied (suppressed, or their
+# customer not subscribed), filled only when the database holds customers or suppressions.
+blocked = Table(
+    "dealmail_import_blocked",
+    _staging_metadata,
+    Column("email_key", String(320), primary_key=True),
+    prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
+)
+_STAGING_TABLES = (stage, stage_tags, merged, blocked)
 # Built once the tags are staged (an index filled row by row would cost more); constant DDL.
 _STAGE_TAGS_BY_KEY = text(
     "CREATE INDEX dealmail_import_stage_tags_key ON dealmail_import_stage_tags (email_key, tag_key)"
@@ -202,7 +219,10 @@ def import_contacts(
             _stage_file(connection, fmt, file_no, report, now, tick)
             done += fmt.path.stat().st_size
         sources = [f"import:{fmt.path.name}"[:SOURCE_MAX] for fmt in formats]
-        _merge(connection, report, extra_tags, now, sources)
+        if connection.dialect.name == "sqlite" and all(map(every_row_opts_in, formats)):
+            _merge_opt_ins(connection, report, extra_tags, now, sources)
+        else:
+            _merge(connection, report, extra_tags, now, sources)
         _drop_staging(connection)
     except BaseException:
         roomy.restore()
@@ -369,13 +389,86 @@ def _merge(
     _count_outcomes(connection, report)
     before = _max_id(connection, CUSTOMERS)
     with _indexes_rebuilt_if_bulk(connection, CUSTOMERS, report.created, before):
-        _upsert_customers(connection, now)
+        _upsert_customers(connection, now, _folded_opt_ins())
     with _indexes_rebuilt_if_bulk(
         connection, CONSENT_EVENTS, report.created, _max_id(connection, CONSENT_EVENTS)
     ):
         _record_opt_ins(connection, before, now)
-    _link_tags(connection, extra_tags, now)
+    _link_tags(connection, extra_tags, now, _OptIns(merged, merged, merged.c.consent == OPT_IN))
     report.withdrawn = _apply_withdrawals(connection, now)
+
+
+def _merge_opt_ins(
+    connection: Connection,
+    report: ImportReport,
+    extra_tags: list[str],
+    now: datetime,
+    sources: list[str],
+) -> None:
+    """SQLite, when every row of every file opts in: no consent to fold, so the staged rows go
+    into customers in (email_key, file order) without a `merged` table in between. A repeat of
+    an address merges into the customer its first row made as the fold would merge it (the
+    upsert's rules are the fold's for opt-ins: empty fields filled, attributes united with the
+    earlier value winning, earliest consent kept)."""
+    before = _max_id(connection, CUSTOMERS)
+    _note_blocked(connection, report, before)
+    valid = report.rows - report.invalid
+    # How many rows are new is known only after; the valid rows bound it.
+    with _indexes_rebuilt_if_bulk(connection, CUSTOMERS, valid, before):
+        _upsert_customers(connection, now, _staged_opt_ins(sources))
+    report.created = int(
+        connection.scalar(select(func.count()).where(CUSTOMERS.c.id > before)) or 0
+    )
+    report.merged_duplicates = valid - report.created - report.updated - report.skipped_suppressed
+    with _indexes_rebuilt_if_bulk(
+        connection, CONSENT_EVENTS, report.created, _max_id(connection, CONSENT_EVENTS)
+    ):
+        _record_opt_ins(connection, before, now)
+    not_blocked = ~exists(
+        select(blocked.c.email_key).where(blocked.c.email_key == CUSTOMERS.c.email_key)
+    )
+    _link_tags(connection, extra_tags, now, _OptIns(stage, CUSTOMERS, not_blocked))
+
+
+def _note_blocked(connection: Connection, report: ImportReport, before: int) -> None:
+    """Addresses of the files whose opt-in may not be applied (suppressed, or their customer
+    not subscribed) into `blocked`; counts them and the customers the import will update.
+    With no customer and no suppression yet there is nothing to look up."""
+    if before == 0 and connection.scalar(select(SUPPRESSIONS.c.id).limit(1)) is None:
+        return
+    addresses = (
+        select(stage.c.email_key, func.min(stage.c.email_hash).label("email_hash"))
+        .group_by(stage.c.email_key)
+        .subquery()
+    )
+    suppressed = exists(
+        select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.email_hash == addresses.c.email_hash)
+    )
+    not_subscribed = exists(
+        select(CUSTOMERS.c.id).where(
+            CUSTOMERS.c.email_key == addresses.c.email_key,
+            CUSTOMERS.c.status != CustomerStatus.SUBSCRIBED.value,
+        )
+    )
+    connection.execute(
+        blocked.insert().from_select(
+            ["email_key"], select(addresses.c.email_key).where(or_(suppressed, not_subscribed))
+        )
+    )
+    report.skipped_suppressed = int(
+        connection.scalar(select(func.count()).select_from(blocked)) or 0
+    )
+    known = select(func.count(func.distinct(stage.c.email_key))).select_from(
+        stage.join(CUSTOMERS, CUSTOMERS.c.email_key == stage.c.email_key)
+    )
+    report.updated = int(connection.scalar(known) or 0) - int(
+        connection.scalar(
+            select(func.count()).select_from(
+                blocked.join(CUSTOMERS, CUSTOMERS.c.email_key == blocked.c.email_key)
+            )
+        )
+        or 0
+    )
 
 
 def _max_id(connection: Connection, table: Table) -> int:
@@ -412,12 +505,17 @@ def _create_indexes(connection: Connection, indexes: list[Index]) -> None:
 _FOLDED = [c.name for c in merged.columns]
 
 
-def _staged_columns(sources: list[str]) -> list[Any]:
-    """Stage columns in `merged` order; the source is `import:<file name>` by file number."""
-    source = case(
+def _source_of(sources: list[str]) -> ColumnElement[Any]:
+    """A staged row's consent source: `import:<file name>` by file number."""
+    return case(
         *[(stage.c.file_no == i, literal(name)) for i, name in enumerate(sources)],
         else_=literal(sources[0]),
     )
+
+
+def _staged_columns(sources: list[str]) -> list[Any]:
+    """Stage columns in `merged` order."""
+    source = _source_of(sources)
     return [source.label("source") if n == "source" else stage.c[n] for n in _FOLDED]
 
 
@@ -536,28 +634,54 @@ def _json(connection: Connection, value: ColumnElement[Any]) -> ColumnElement[An
     return value
 
 
-def _upsert_customers(connection: Connection, now: datetime) -> None:
+OPT_IN = int(Consent.OPT_IN)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Where the upsert's rows come from: a table, the source column, which rows, what order."""
+
+    table: Table
+    source: ColumnElement[Any]
+    where: ColumnElement[bool]
+    order: tuple[ColumnElement[Any], ...]
+
+
+def _folded_opt_ins() -> _Rows:
+    return _Rows(merged, merged.c.source, merged.c.consent == OPT_IN, (merged.c.email_key,))
+
+
+def _staged_opt_ins(sources: list[str]) -> _Rows:
+    suppressed = exists(
+        select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.email_hash == stage.c.email_hash)
+    )
+    return _Rows(stage, _source_of(sources), ~suppressed, (stage.c.email_key, stage.c.ord))
+
+
+def _upsert_customers(connection: Connection, now: datetime, rows: _Rows) -> None:
     """Opt-ins into customers in key order; an existing customer gets empty fields filled,
-    attributes united and the earliest consent. Status is never written here."""
+    attributes united and the earliest consent, if it is subscribed. Status is never written
+    here."""
     stamp = bindparam("now", now, type_=UTCDateTime())
+    t = rows.table.c
     query = (
         select(
-            merged.c.email,
-            merged.c.email_key,
-            merged.c.email_hash,
-            merged.c.first_name,
-            merged.c.last_name,
-            merged.c.phone,
-            _json(connection, func.coalesce(merged.c.attributes, "{}")),
+            t.email,
+            t.email_key,
+            t.email_hash,
+            t.first_name,
+            t.last_name,
+            t.phone,
+            _json(connection, func.coalesce(t.attributes, "{}")),
             literal(CustomerStatus.SUBSCRIBED.value),
-            func.coalesce(merged.c.consent_at, stamp),
-            merged.c.source,
-            merged.c.consent_ip,
+            func.coalesce(t.consent_at, stamp),
+            rows.source,
+            t.consent_ip,
             stamp,
             stamp,
         )
-        .where(merged.c.consent == int(Consent.OPT_IN))
-        .order_by(merged.c.email_key)
+        .where(rows.where)
+        .order_by(*rows.order)
     )
     statement = _insert(connection)(CUSTOMERS).from_select(
         [
@@ -596,6 +720,7 @@ def _upsert_customers(connection: Connection, now: datetime) -> None:
             "consent_wording": case((earlier, null()), else_=current.consent_wording),
             "updated_at": stamp,
         },
+        where=current.status == CustomerStatus.SUBSCRIBED.value,
     )
     connection.execute(statement)
 
@@ -624,20 +749,39 @@ def _record_opt_ins(connection: Connection, before: int, now: datetime) -> None:
     )
 
 
-def _link_tags(connection: Connection, extra_tags: list[str], now: datetime) -> None:
+@dataclass(frozen=True)
+class _OptIns:
+    """The import's addresses (`keys`, a table with email_key) and which of them were applied
+    as opt-ins: `condition` on `table` (`merged`, or customers), joined by email_key."""
+
+    keys: Table
+    table: Table
+    condition: ColumnElement[bool]
+
+
+def _joined(base: Any, key: Any, opt_ins: _OptIns) -> Any:
+    """base ⋈ the applied opt-ins ⋈ customers, by email_key."""
+    if opt_ins.table is not CUSTOMERS and opt_ins.table is not base:
+        base = base.join(opt_ins.table, opt_ins.table.c.email_key == key)
+    return base.join(CUSTOMERS, CUSTOMERS.c.email_key == key)
+
+
+def _link_tags(
+    connection: Connection, extra_tags: list[str], now: datetime, opt_ins: _OptIns
+) -> None:
     insert = _insert(connection)
-    applied = merged.c.consent == int(Consent.OPT_IN)
     has_file_tags = connection.scalar(select(stage_tags.c.tag_key).limit(1)) is not None
     if has_file_tags:
         # Walked in key order, the lookups below go through merged and customers in their
         # own order instead of jumping about (1M rows, 190k tags: 3.4 s -> 1.2 s of CPU).
         connection.execute(_STAGE_TAGS_BY_KEY)
+        tagged = _joined(stage_tags, stage_tags.c.email_key, opt_ins)
         file_tags = (
             select(
                 func.min(stage_tags.c.tag_name), stage_tags.c.tag_key, literal(now, UTCDateTime())
             )
-            .select_from(stage_tags.join(merged, merged.c.email_key == stage_tags.c.email_key))
-            .where(applied)
+            .select_from(tagged)
+            .where(opt_ins.condition)
             .group_by(stage_tags.c.tag_key)
         )
         connection.execute(
@@ -647,12 +791,8 @@ def _link_tags(connection: Connection, extra_tags: list[str], now: datetime) -> 
         )
         links = (
             select(CUSTOMERS.c.id, TAGS.c.id)
-            .select_from(
-                stage_tags.join(merged, merged.c.email_key == stage_tags.c.email_key)
-                .join(CUSTOMERS, CUSTOMERS.c.email_key == stage_tags.c.email_key)
-                .join(TAGS, TAGS.c.name_key == stage_tags.c.tag_key)
-            )
-            .where(applied)
+            .select_from(tagged.join(TAGS, TAGS.c.name_key == stage_tags.c.tag_key))
+            .where(opt_ins.condition)
             .order_by(stage_tags.c.email_key)
         )
         # Repeats (an address's tag on several rows) are absorbed by DO NOTHING.
@@ -668,10 +808,11 @@ def _link_tags(connection: Connection, extra_tags: list[str], now: datetime) -> 
             .on_conflict_do_nothing(index_elements=[TAGS.c.name_key])
         )
         tag_id = connection.scalar(select(TAGS.c.id).where(TAGS.c.name_key == tag_key(name)))
+        keys = opt_ins.keys
         everyone = (
             select(CUSTOMERS.c.id, literal(tag_id))
-            .select_from(merged.join(CUSTOMERS, CUSTOMERS.c.email_key == merged.c.email_key))
-            .where(applied)
+            .select_from(_joined(keys, keys.c.email_key, opt_ins))
+            .where(opt_ins.condition)
         )
         connection.execute(
             insert(customer_tags)

@@ -64,6 +64,15 @@ def _forced_consent(file_name: str) -> Consent | None:
     return None
 
 
+def every_row_opts_in(fmt: FileFormat) -> bool:
+    """No column speaks of consent and the file name sets none: every valid row is an opt-in
+    (the owner vouches for the list)."""
+    fields = fmt.columns.fields
+    return _forced_consent(fmt.path.name) is None and not any(
+        name in fields for name in ("consent", "unsubscribed_at", "cleaned_at")
+    )
+
+
 def time_reader(now: datetime, *, naive_text: bool) -> Callable[[str], Any]:
     """Opt-in time cell → stored value (naive UTC text for SQLite, aware datetime otherwise);
     the import time when empty, unreadable or in the future."""
@@ -129,8 +138,7 @@ def staged_rows(
     sha256 = hashlib.sha256
     name = fmt.path.name
     opt_in = int(Consent.OPT_IN)
-    # No column speaks of consent: every row is an opt-in (the owner vouches for the list).
-    plain_opt_in = forced is None and _ABSENT == consent_i == unsub_i == cleaned_i
+    plain_opt_in = every_row_opts_in(fmt)
     seq = first_seq
     for line, cells in read_records(fmt, on_bytes):
         seq += 1
