@@ -7,6 +7,7 @@ so memory stays flat); the database is touched by the calling process alone.
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing
 import queue
 import sys
@@ -53,6 +54,14 @@ def _produce(
         def note_position(pos: int) -> None:
             position[0] = pos
 
+        def send(rows: list[StagedRow]) -> None:
+            if naive_times:
+                # Rows of str, int and None (times as text): marshal packs them in half the
+                # time pickle takes, and unpacks them faster too.
+                out.put(marshal.dumps((rows, tags, invalid, position[0])))
+            else:
+                out.put(Chunk(rows, list(tags), list(invalid), position[0]))
+
         for row in staged_rows(
             fmt,
             now,
@@ -65,11 +74,11 @@ def _produce(
         ):
             rows.append(row)
             if len(rows) >= CHUNK_ROWS:
-                out.put(Chunk(rows, list(tags), list(invalid), position[0]))
+                send(rows)
                 rows = []
                 tags.clear()
                 invalid.clear()
-        out.put(Chunk(rows, list(tags), list(invalid), position[0]))
+        send(rows)
         out.put(None)
     except DomainError as exc:
         out.put(("error", exc.message, exc.code))
@@ -120,6 +129,9 @@ def chunks_from_worker(
                 continue
             if message is None:
                 return
+            if isinstance(message, bytes):
+                # Our own forked child wrote it (same interpreter): trusted bytes.
+                message = Chunk(*marshal.loads(message))  # noqa: S302
             if isinstance(message, tuple):
                 _kind, text, code = message
                 if code == UnreadableFile.code:

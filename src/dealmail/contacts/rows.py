@@ -33,6 +33,17 @@ def _attribute_encoder(columns: tuple[tuple[int, str], ...]) -> Callable[[list[s
     """Row cells → attributes JSON text (None if all empty). Plain values (printable, no quote
     or backslash: nearly all) are spliced in directly, a few times faster than json."""
     keys = [(i, _encode_json(name) + ': "') for i, name in columns]
+    if len(keys) == 1:  # one extra column (a city, a note): no loop
+        [(only, key)] = keys
+
+        def encode_one(cells: list[str], n: int) -> str | None:
+            if only < n and (value := cells[only].strip()):
+                if '"' in value or "\\" in value or not value.isprintable():
+                    return _encode_json({columns[0][1]: value})
+                return "{" + key + value + '"}'
+            return None
+
+        return encode_one
 
     def encode(cells: list[str], n: int) -> str | None:
         parts = []
@@ -134,7 +145,8 @@ def staged_rows(
     has_consent_column = consent_i != _ABSENT
     read_time = time_reader(now, naive_text=naive_times)
     default_time = read_time.default  # type: ignore[attr-defined]
-    normalise = EmailNormaliser().normalise
+    normaliser = EmailNormaliser()
+    normalise, quick = normaliser.normalise, normaliser.quick()
     sha256 = hashlib.sha256
     name = fmt.path.name
     opt_in = int(Consent.OPT_IN)
@@ -147,11 +159,14 @@ def staged_rows(
         if not raw:
             invalid(name, line, "no email address")
             continue
-        try:
-            email, key = normalise(raw)
-        except InvalidEmail as exc:
-            invalid(name, line, f"{raw[:80]}: {exc}")
-            continue
+        if (found := quick(raw)) is not None:
+            email, key = found
+        else:
+            try:
+                email, key = normalise(raw)
+            except InvalidEmail as exc:
+                invalid(name, line, f"{raw[:80]}: {exc}")
+                continue
         if plain_opt_in:
             consent = opt_in
         elif forced is not None:
@@ -181,9 +196,14 @@ def staged_rows(
         if tags_i < n and (cell := cells[tags_i].strip()):
             for tag in split_tags(cell):
                 tags_out.append((key, tag_key(tag), tag[:TAG_MAX]))
-        # split() trims and folds inner runs of spaces and line breaks in one go.
-        first = " ".join(cells[first_i].split()) if first_i < n else ""
-        last = " ".join(cells[last_i].split()) if last_i < n else ""
+        # split() trims and folds inner runs of spaces and line breaks in one go; a name of
+        # letters only (most) has nothing to fold.
+        first = cells[first_i] if first_i < n else ""
+        if not first.isalpha():
+            first = " ".join(first.split())
+        last = cells[last_i] if last_i < n else ""
+        if not last.isalpha():
+            last = " ".join(last.split())
         phone = " ".join(cells[phone_i].split()) if phone_i < n else ""
         yield (
             seq,
