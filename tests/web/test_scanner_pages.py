@@ -192,8 +192,11 @@ def test_every_refusal_is_spelt_out(counter: Counter) -> None:
 
 def test_access_log_never_shows_tokens_or_codes() -> None:
     line = "GET /c/AbCdEf0123456789_-xyzQ HTTP/1.1 /scan/coupon?code=K7QM-2XPA-9D&x=1 /pair/tok"
+    line += " GET /api/v1/coupons/ZyXwVu9876543210_-abcD HTTP/1.1"
     redacted = RedactSecrets.redact(line)
     assert "AbCdEf" not in redacted
+    assert "ZyXwVu" not in redacted
+    assert "/api/v1/coupons/[redacted]" in redacted
     assert "K7QM" not in redacted
     assert "/pair/[redacted]" in redacted
     assert "&x=1" in redacted

@@ -306,9 +306,10 @@ async def scan_undo(
 
 
 class RedactSecrets(logging.Filter):
-    """Keeps coupon tokens, pairing tokens and typed codes out of the access log."""
+    """Keeps coupon tokens (pages and the device API's validate), pairing tokens and typed codes
+    out of the access log."""
 
-    PATTERN = re.compile(r"(/(?:c|q|pair)/)[^/?#\s\"]+|((?:^|[?&])code=)[^&\s\"]*")
+    PATTERN = re.compile(r"(/(?:c|q|pair|coupons)/)[^/?#\s\"]+|((?:^|[?&])code=)[^&\s\"]*")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
