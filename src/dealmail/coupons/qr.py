@@ -13,7 +13,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import zxingcpp
 
 from dealmail.coupons.qr_symbol import qr_modules
 
@@ -65,6 +64,8 @@ def dark_modules(text: str) -> np.ndarray:
     """The symbol of `text` at error correction M with its 4-module quiet zone, True = dark."""
     symbol = qr_modules(text)
     if symbol is None:  # longer than our encoder takes
+        import zxingcpp  # only then: it weighs ~5 MB in every composing process
+
         barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level=EC_LEVEL)
         return np.asarray(barcode.to_image(scale=1, add_quiet_zones=True)) < 128
     return np.pad(symbol, QUIET_ZONE_MODULES)

@@ -203,7 +203,8 @@ class Composer:
             dkim_key=key,
         )
 
-    def load_recipients(self, session: Session, message_ids: Sequence[int]) -> dict[int, Recipient]:
+    @staticmethod
+    def load_recipients(session: Session, message_ids: Sequence[int]) -> dict[int, Recipient]:
         """One query: messages ⋈ customers ⟕ coupons."""
         if not message_ids:
             return {}

@@ -2,9 +2,10 @@
 
 One process runs a main thread and one sender thread per SMTP connection. The main thread does
 the housekeeping (heartbeat, due scheduled campaigns, materialisation, lease renewal, finished
-campaigns), claims batches, composes them (CPU only) and queues them for the senders. A sender
-reserves rate-limit slots, sends outside any transaction and records each result in its own
-short transaction. SIGTERM: in-flight sends finish, everything else claimed is released.
+campaigns), claims batches and has them composed (CPU only; in a child process when the machine
+has a core to spare, see `composing`) and queued for the senders. A sender reserves rate-limit
+slots, sends outside any transaction and records each result in its own short transaction.
+SIGTERM: in-flight sends finish, everything else claimed is released.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import FrameType
@@ -38,7 +40,13 @@ from dealmail.delivery.backends import (
     backend_name,
     get_backend,
 )
-from dealmail.delivery.compose import Composer
+from dealmail.delivery.compose import Composer, Recipient
+from dealmail.delivery.composing import (
+    CampaignKey,
+    ComposeFailure,
+    ComposeProcess,
+    can_use_child,
+)
 from dealmail.delivery.envelope import ComposedMessage
 from dealmail.delivery.materialise import materialise_batch
 from dealmail.delivery.queue import Claimed, Delivered
@@ -65,16 +73,18 @@ IDLE_GRACE_SECONDS = 5.0
 PAUSE_WINDOW = 50
 PAUSE_SHARE = 0.9
 RESERVE_AHEAD = 4
-GROUP_MAX = 20
+GROUP_MAX = 32
+GROUP_SECONDS = 0.1  # a result waits at most this long for others to share its commit
 SWITCH_INTERVAL = 0.0001
-GROUP_SECONDS = 0.2
 LONG_WAIT_SECONDS = 5.0
+COMPOSE_CHUNK = 20  # messages per request to the composing child: the first arrive soon
 
 
 @dataclass
 class Outgoing:
     claimed: Claimed
-    composed: ComposedMessage
+    composed: ComposedMessage | None
+    error: SendError | None = None  # could not be composed: recorded as failed, not sent
 
 
 @dataclass
@@ -98,6 +108,7 @@ class Worker:
         engine: Engine | None = None,
         backend_factory: Callable[[], Backend] | None = None,
         name: str | None = None,
+        compose_process: bool | None = None,
     ) -> None:
         self.settings = settings
         self.until_idle = until_idle
@@ -116,7 +127,22 @@ class Worker:
         self.campaign_status: dict[int, str] = {}
         self.recent: dict[int, deque[bool]] = {}
         self.recent_lock = threading.Lock()
-        self.composers: dict[tuple[int, datetime | None], Composer] = {}
+        self.composers: dict[CampaignKey, Composer] = {}
+        if compose_process is None:  # a core to spare, and a database the child can open
+            compose_process = (os.cpu_count() or 1) > 1
+        url = self.engine.url.render_as_string(hide_password=False)
+        self._child_url = url if compose_process and can_use_child(url) else None
+        self.compose_child: ComposeProcess | None = None
+        # Messages handed to the child and not yet in the outbox; batches the child could not
+        # take (it died) come back through `recompose` and are composed here instead.
+        self.composing = 0
+        self.composing_lock = threading.Lock()
+        # Set by a sender when the messages in hand run low: the main loop claims at once.
+        self.wanted = threading.Event()
+        self.recorder = Recorder(self)
+        self.recompose: queue.Queue[tuple[CampaignKey, list[Claimed], list[Recipient]]] = (
+            queue.Queue()
+        )
         self._backend_factory = backend_factory
         self._backend_name: str = settings.email_backend
         self._backend_rate: float | None = None
@@ -130,6 +156,7 @@ class Worker:
     def install_signal_handlers(self) -> None:
         def _stop(_signum: int, _frame: FrameType | None) -> None:
             self.stop_event.set()
+            self.wanted.set()
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
@@ -141,6 +168,9 @@ class Worker:
         with self.sessions() as session, self.readers() as reader:
             self._heartbeat(session)
             self._refresh_limits(reader)
+        if self._child_url is not None:
+            self.compose_child = ComposeProcess(self.settings, self._child_url)
+        self.recorder.start()
         threads = [
             threading.Thread(target=self._sender, args=(n,), name=f"sender-{n}", daemon=True)
             for n in range(self.max_threads)
@@ -154,6 +184,9 @@ class Worker:
             self.stop_event.set()
             for thread in threads:
                 thread.join()
+            self.recorder.stop()
+            if self.compose_child is not None:
+                self.compose_child.close()  # what it composed lands in the outbox, to release
             with self.sessions() as session:
                 self._release_outbox(session)
                 session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker == self.name))
@@ -170,8 +203,9 @@ class Worker:
     def _main_loop(self, session: Session, reader: Session) -> None:
         while not self.stop_event.is_set():
             self._housekeeping(session, reader)
+            self._compose_returned(session)
             if (
-                self.outbox.qsize() < self.batch_size
+                self.outbox.qsize() + self.composing < self.batch_size
                 and self.limits.connections > 0
                 and not self._rate_exhausted()
             ):
@@ -183,7 +217,9 @@ class Worker:
                     continue
             if self.until_idle and self._idle(session, reader):
                 return
-            self.stop_event.wait(self.settings.worker_poll_seconds if self.outbox.empty() else 0.05)
+            in_hand = self.composing or not self.outbox.empty()
+            self.wanted.wait(0.05 if in_hand else self.settings.worker_poll_seconds)
+            self.wanted.clear()
 
     def _housekeeping(self, session: Session, reader: Session) -> None:
         if self._every("heartbeat", HEARTBEAT_SECONDS):
@@ -211,6 +247,9 @@ class Worker:
 
     def _idle(self, session: Session, reader: Session) -> bool:
         """Nothing in hand, and nothing due or about to be (retries, expiring leases, schedules)."""
+        # In this order: a composed batch enters the outbox before it leaves `composing`.
+        if self.composing:
+            return False
         if self.outbox.unfinished_tasks:  # queued, or taken by a sender and not yet recorded
             return False
         soon = utcnow() + timedelta(seconds=IDLE_GRACE_SECONDS)
@@ -310,9 +349,14 @@ class Worker:
 
     # -- composing ------------------------------------------------------------------------
 
-    def _composer(self, session: Session, campaign_id: int) -> Composer:
-        updated = session.scalar(select(Campaign.updated_at).where(Campaign.id == campaign_id))
-        key = (campaign_id, updated)
+    def _campaign_key(self, session: Session, campaign_id: int) -> CampaignKey:
+        return (
+            campaign_id,
+            session.scalar(select(Campaign.updated_at).where(Campaign.id == campaign_id)),
+        )
+
+    def _composer(self, session: Session, key: CampaignKey) -> Composer:
+        campaign_id = key[0]
         composer = self.composers.get(key)
         if composer is None:
             composer = Composer.for_campaign(session, campaign_id, self.settings)
@@ -321,10 +365,11 @@ class Worker:
         return composer
 
     def _prepare(self, session: Session, reader: Session, claimed: list[Claimed]) -> None:
-        """Compose the claimed messages (CPU only) for the senders, while they are sending.
+        """Have the claimed messages composed (CPU only) for the senders, while they send.
 
-        Composing here overlaps with the senders' network waits; the short GIL switch interval
-        (see `run`) keeps a sender whose reply has arrived from waiting on this thread.
+        In the child process when there is one; else here, overlapping with the senders'
+        network waits (the short GIL switch interval, see `run`, keeps a sender whose reply has
+        arrived from waiting on this thread).
         """
         by_campaign: dict[int, list[Claimed]] = {}
         for message in claimed:
@@ -332,25 +377,106 @@ class Worker:
         for campaign_id, messages in by_campaign.items():
             self.campaign_status.setdefault(campaign_id, CampaignStatus.SENDING)
             try:
-                composer = self._composer(reader, campaign_id)
-                recipients = composer.load_recipients(reader, [m.id for m in messages])
+                key = self._campaign_key(reader, campaign_id)
+                loaded = Composer.load_recipients(reader, [m.id for m in messages])
                 reader.rollback()
+                recipients = [loaded[m.id] for m in messages]
             except Exception as exc:  # a broken campaign must not stop the worker
                 reader.rollback()
                 log.exception("campaign %s: cannot prepare its messages", campaign_id)
                 for message in messages:
                     self._record_failure(session, message, _compose_error(exc))
                 continue
+            if self.compose_child is None:
+                self._compose_here(session, reader, key, messages, recipients)
+                continue
+            for start in range(0, len(messages), COMPOSE_CHUNK):
+                self._hand_to_child(
+                    key,
+                    messages[start : start + COMPOSE_CHUNK],
+                    recipients[start : start + COMPOSE_CHUNK],
+                )
+
+    def _compose_here(
+        self,
+        session: Session,
+        reader: Session,
+        key: CampaignKey,
+        messages: Sequence[Claimed],
+        recipients: Sequence[Recipient],
+    ) -> None:
+        try:
+            composer = self._composer(reader, key)
+            reader.rollback()
+        except Exception as exc:  # a broken campaign must not stop the worker
+            reader.rollback()
+            log.exception("campaign %s: cannot prepare its messages", key[0])
             for message in messages:
-                try:
-                    composed = composer.compose(recipients[message.id])
-                except Exception as exc:  # one bad message never stops the loop
-                    log.warning("message %s: cannot compose: %s", message.id, exc)
-                    self._record_failure(session, message, _compose_error(exc))
-                    continue
-                self.outbox.put(Outgoing(message, composed))
+                self._record_failure(session, message, _compose_error(exc))
+            return
+        for message, recipient in zip(messages, recipients, strict=True):
+            try:
+                composed = composer.compose(recipient)
+            except Exception as exc:  # one bad message never stops the loop
+                log.warning("message %s: cannot compose: %s", message.id, exc)
+                self._record_failure(session, message, _compose_error(exc))
+                continue
+            self.outbox.put(Outgoing(message, composed))
+
+    def _hand_to_child(
+        self, key: CampaignKey, messages: list[Claimed], recipients: list[Recipient]
+    ) -> None:
+        assert self.compose_child is not None
+        with self.composing_lock:
+            self.composing += len(messages)
+        try:
+            future = self.compose_child.submit(key, recipients)
+        except Exception:  # the child is gone (it died, or the pool shut down): compose here
+            log.exception("the composing process is unavailable; composing in the worker")
+            self.recompose.put((key, messages, recipients))
+            return
+
+        def arrived(done: Future[list[ComposedMessage | ComposeFailure]]) -> None:
+            # Runs on the executor's thread: only queues, never the database.
+            try:
+                results = done.result()
+            except (Exception, CancelledError):  # died, or cancelled at shutdown
+                self.recompose.put((key, messages, recipients))
+                return
+            for message, result in zip(messages, results, strict=True):
+                if isinstance(result, ComposeFailure):
+                    log.warning("message %s: cannot compose: %s", message.id, result.detail)
+                    self.outbox.put(Outgoing(message, None, _compose_error(result.detail)))
+                else:
+                    self.outbox.put(Outgoing(message, result))
+            with self.composing_lock:
+                self.composing -= len(messages)
+
+        future.add_done_callback(arrived)
+
+    def _compose_returned(self, session: Session) -> None:
+        """Batches the child could not compose: the child is given up, they are composed here."""
+        while True:
+            try:
+                key, messages, recipients = self.recompose.get_nowait()
+            except queue.Empty:
+                return
+            if self.compose_child is not None and not self.stop_event.is_set():
+                log.error("the composing process failed; composing in the worker from now on")
+                child, self.compose_child = self.compose_child, None
+                child.close()
+            try:
+                if self.stop_event.is_set():
+                    message_queue.release(session, self.name, [m.id for m in messages])
+                else:
+                    with self.readers() as reader:
+                        self._compose_here(session, reader, key, messages, recipients)
+            finally:
+                with self.composing_lock:
+                    self.composing -= len(messages)
 
     def _release_outbox(self, session: Session) -> None:
+        self._compose_returned(session)  # stopping: released
         ids = []
         while True:
             try:
@@ -382,17 +508,27 @@ class Worker:
                     except queue.Empty:
                         batch.flush()
                         continue
+                    if self.outbox.qsize() + self.composing < self.batch_size:
+                        self.wanted.set()
                     try:
                         if backend is None:
                             backend = self._make_backend()
-                        batch.add(self._deliver(session, backend, item, slots, batch))
+                        outcome = self._deliver(session, backend, item, slots, batch)
+                        if outcome is not None:  # at once: auto-pause must not wait on the commit
+                            error = outcome.error
+                            self._observe(
+                                session,
+                                outcome.claimed.campaign_id,
+                                failed_systemically=error is not None and is_systemic(error),
+                                error=error,
+                            )
+                        batch.add(outcome)
                     except Exception:  # never let one message kill the sender
                         log.exception("message %s: unexpected error", item.claimed.id)
                         session.rollback()
                         message_queue.release(session, self.name, [item.claimed.id])
                         batch.add(None)
-                    if batch.due() or self.outbox.empty():
-                        batch.flush()
+                    batch.flush()
             finally:
                 batch.flush()
                 if slots:
@@ -455,6 +591,8 @@ class Worker:
         batch: ResultBatch,
     ) -> Outcome | None:
         message = item.claimed
+        if item.error is not None:
+            return Outcome(message, None, item.error, None, utcnow())
         if self._rate_exhausted():
             message_queue.release(session, self.name, [message.id], not_before=self.next_free)
             return None
@@ -462,6 +600,7 @@ class Worker:
             message_queue.release(session, self.name, [message.id])
             return None
         composed = item.composed
+        assert composed is not None
         opener = getattr(backend, "open", None)
         if self.limits.windows and callable(opener):
             try:
@@ -583,11 +722,10 @@ class Outcome:
 
 
 class ResultBatch:
-    """Results of one sender, recorded in short transactions: alone when the sender is about to
-    wait, else with the few that finished meanwhile (group commit; SQLite writers queue on one
-    lock, so one commit per message would make workers wait on each other). A transaction never
-    spans a send; a crash loses at most these unrecorded results, whose messages are still leased
-    and so sent again: duplicates stay within the messages in flight."""
+    """A sender's results on their way to the recorder, and its rate-limit slots to give back.
+
+    Handing results over is a queue put: the sender never waits on the database between sends.
+    """
 
     def __init__(self, worker: Worker, session: Session) -> None:
         self.worker = worker
@@ -595,17 +733,11 @@ class ResultBatch:
         self.outcomes: list[Outcome] = []
         self.stale: list[int] = []  # rate-limit slots reached too late, to give back
         self.handled = 0  # queue items taken, whose task_done waits for the commit
-        self.started = 0.0
 
     def add(self, outcome: Outcome | None) -> None:
-        if not self.outcomes and not self.handled:
-            self.started = time.monotonic()
         self.handled += 1
         if outcome is not None:
             self.outcomes.append(outcome)
-
-    def due(self) -> bool:
-        return len(self.outcomes) >= GROUP_MAX or time.monotonic() - self.started >= GROUP_SECONDS
 
     def take_stale(self) -> list[int]:
         stale, self.stale = self.stale, []
@@ -614,43 +746,90 @@ class ResultBatch:
     def flush(self) -> None:
         if self.stale:
             rate.give_back(self.session, self.take_stale())
-        outcomes, handled = self.outcomes, self.handled
-        self.outcomes, self.handled = [], 0
-        if outcomes:
-            try:
-                delivered = [
-                    Delivered(o.claimed, o.result, o.message_id_header, o.at)
-                    for o in outcomes
-                    if o.result is not None
-                ]
-                message_queue.record_sent_many(self.session, delivered, self.worker.name)
-                for outcome in outcomes:
-                    if outcome.error is not None:
-                        self.worker._record(self.session, outcome, commit=False)
-                self.session.commit()
-            except Exception:
-                log.exception("recording %d results together failed; one by one", len(outcomes))
-                self.session.rollback()
-                for outcome in outcomes:
+        if self.outcomes or self.handled:
+            self.worker.recorder.put((self.outcomes, self.handled))
+            self.outcomes, self.handled = [], 0
+
+
+class Recorder:
+    """Records the senders' results on its own thread, in short transactions: with those that
+    finish within GROUP_SECONDS of the first (group commit, at most GROUP_MAX;
+    SQLite writers queue on one lock, so one commit per message would make workers wait on
+    each other). A transaction never spans a send; a crash loses at most the results not yet
+    recorded, whose messages are still leased and so sent again: duplicates stay within the
+    messages in flight. An outbox item is marked done only once its result is committed."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.queue: queue.Queue[tuple[list[Outcome], int] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, item: tuple[list[Outcome], int]) -> None:
+        self.queue.put(item)
+
+    def stop(self) -> None:
+        """After the senders have stopped: records what is queued, then ends."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        with self.worker.sessions() as session:
+            stopping = False
+            while not stopping:
+                item = self.queue.get()
+                if item is None:
+                    return
+                outcomes, handled = list(item[0]), item[1]
+                deadline = time.monotonic() + GROUP_SECONDS
+                while len(outcomes) < GROUP_MAX:
                     try:
-                        self.worker._record(self.session, outcome, commit=True)
-                    except Exception:
-                        self.session.rollback()
-                        log.exception("message %s: result not recorded", outcome.claimed.id)
+                        more = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    outcomes += more[0]
+                    handled += more[1]
+                try:
+                    self._record(session, outcomes)
+                except Exception:  # the recorder must outlive any one failure
+                    session.rollback()
+                    log.exception("recording %d results failed", len(outcomes))
+                for _ in range(handled):
+                    self.worker.outbox.task_done()
+
+    def _record(self, session: Session, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        worker = self.worker
+        try:
+            delivered = [
+                Delivered(o.claimed, o.result, o.message_id_header, o.at)
+                for o in outcomes
+                if o.result is not None
+            ]
+            message_queue.record_sent_many(session, delivered, worker.name)
             for outcome in outcomes:
-                if outcome.error is None:
-                    self.worker.sent += 1
-                self.worker._observe(
-                    self.session,
-                    outcome.claimed.campaign_id,
-                    failed_systemically=outcome.error is not None and is_systemic(outcome.error),
-                    error=outcome.error,
-                )
-        for _ in range(handled):
-            self.worker.outbox.task_done()
+                if outcome.error is not None:
+                    worker._record(session, outcome, commit=False)
+            session.commit()
+        except Exception:
+            log.exception("recording %d results together failed; one by one", len(outcomes))
+            session.rollback()
+            for outcome in outcomes:
+                try:
+                    worker._record(session, outcome, commit=True)
+                except Exception:
+                    session.rollback()
+                    log.exception("message %s: result not recorded", outcome.claimed.id)
+        worker.sent += sum(1 for outcome in outcomes if outcome.error is None)
 
 
-def _compose_error(exc: Exception) -> SendError:
+def _compose_error(exc: Exception | str) -> SendError:
     return SendError(FailureKind.PERMANENT, f"cannot compose: {exc}", code="compose")
 
 
