@@ -7,8 +7,12 @@ it; then N `dealmail worker --until-idle` processes (one SMTP connection each) c
 process. Then, in the same run, N plain-smtplib processes send prebuilt messages of the same
 campaign (composed beforehand, cycled to the same count) to the same sink over N connections.
 
-Prints the materialisation time, both rates and the peak RSS of any worker process; the last
-line is `e2e_msgs/s=… smtplib_msgs/s=… ratio=… peak_worker_rss_mb=…`.
+Prints the materialisation time, both rates and memory: the peak RSS of any one worker process
+(the kernel's ru_maxrss), and, sampled every 0.5 s, the peak of one worker together with its
+children (its composing process) as RSS summed (shared pages counted twice) and as PSS summed
+(shared pages split: the memory the worker really holds). The last line is
+`e2e_msgs/s=… smtplib_msgs/s=… ratio=… peak_worker_rss_mb=… peak_worker_tree_rss_mb=…
+peak_worker_tree_pss_mb=…`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -67,6 +72,54 @@ def wait_for_port(port: int) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"sink did not start on port {port}")
+
+
+def _kb(path: str, field: str) -> int:
+    try:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (Linux /proc)."""
+    found = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for child in children:
+        found += tree(int(child))
+    return found
+
+
+class MemorySampler:
+    """Peak RSS and PSS of each worker's process tree, sampled while the workers run."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.rss_kb = 0
+        self.pss_kb = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(0.5):
+            for pid in self.pids:
+                members = tree(pid)
+                rss = sum(_kb(f"/proc/{p}/status", "VmRSS:") for p in members)
+                pss = sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in members)
+                self.rss_kb = max(self.rss_kb, rss)
+                self.pss_kb = max(self.pss_kb, pss)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 def smtplib_sender(port: int, messages: list[tuple[str, str, bytes]], start: float) -> None:
@@ -197,8 +250,10 @@ def run(workdir: Path) -> None:
         )
         for _ in range(args.workers)
     ]
+    sampler = MemorySampler([worker.pid for worker in workers])
     codes = [worker.wait() for worker in workers]
     e2e_s = time.perf_counter() - started
+    sampler.stop()
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest waited child
     with session_scope(get_engine(settings)) as session:
         status = control.campaign_status(session, "bench")
@@ -244,7 +299,9 @@ def run(workdir: Path) -> None:
     print(f"sink received {received:,} messages in all", flush=True)
     print(
         f"e2e_msgs/s={e2e_rate:.0f} smtplib_msgs/s={smtplib_rate:.0f} "
-        f"ratio={e2e_rate / smtplib_rate:.2f} peak_worker_rss_mb={peak_kb / 1024:.0f}"
+        f"ratio={e2e_rate / smtplib_rate:.2f} peak_worker_rss_mb={peak_kb / 1024:.0f} "
+        f"peak_worker_tree_rss_mb={sampler.rss_kb / 1024:.0f} "
+        f"peak_worker_tree_pss_mb={sampler.pss_kb / 1024:.0f}"
     )
 
 
