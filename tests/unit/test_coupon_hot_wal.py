@@ -22,7 +22,7 @@ def test_hot_connection_commits_without_checkpointing_and_its_thread_copies_the_
         with hot.transaction() as runner:
             runner.commit()  # opens the connection and its checkpointer
         driver = hot._driver
-        assert driver.execute("PRAGMA wal_autocheckpoint").fetchone() == (10_000,)
+        assert driver.execute("PRAGMA wal_autocheckpoint").fetchone() == (40_000,)
         assert hot._checkpointer is not None
         assert hot._checkpointer.running
 
