@@ -70,6 +70,9 @@ def test_fast_path_agrees_with_email_validator(local: str, at: str, domain: str)
     # Twice through the same normaliser: the cached domain must give the same answer.
     assert _outcome(fast.normalise, address) == _outcome(full_validation, address)
     assert _outcome(fast.normalise, address) == _outcome(full_validation, address)
+    # The hot loop's shortcut, once the domain is cached: the same answer, or none.
+    quick = fast.quick()(address)
+    assert quick is None or quick == _outcome(full_validation, address)
 
 
 @settings(max_examples=200, deadline=None)
@@ -100,3 +103,16 @@ def test_invalid_addresses_say_why(raw: str) -> None:
     with pytest.raises(InvalidEmail) as caught:
         EmailNormaliser().normalise(clean_address(raw))
     assert str(caught.value)
+
+
+def test_the_shortcut_answers_for_cached_domains_only() -> None:
+    normaliser = EmailNormaliser()
+    quick = normaliser.quick()
+    assert quick("Ann.Lee@Example.COM") is None  # domain not seen yet
+    assert normaliser.normalise("Ann.Lee@Example.COM") == (
+        "Ann.Lee@example.com",
+        "ann.lee@example.com",
+    )
+    assert quick("Bo@Example.COM") == ("Bo@example.com", "bo@example.com")
+    assert quick("Postmaster@Example.COM") == ("postmaster@example.com", "postmaster@example.com")
+    assert quick('"quoted"@Example.COM') is None  # left to email-validator
