@@ -8,6 +8,9 @@ and phone filled where empty, attributes united, earliest consent kept). That me
 writes the status column, so an import cannot re-subscribe anyone; addresses on the suppression
 list or whose customer is not subscribed are skipped. Rows whose export withdraws consent
 (unsubscribed, cleaned) suppress the address and change the customer as consent.py does.
+On SQLite, when every row of every file opts in (no consent column), there is no consent to
+fold: the staged rows go into customers by that same upsert in (email_key, file order), which
+folds repeats as the fold would (_merge_opt_ins).
 """
 
 from __future__ import annotations
