@@ -203,3 +203,16 @@ def test_a_failure_in_an_all_opt_in_merge_leaves_the_database_unchanged(
     assert _state(session) == before
     monkeypatch.setattr(importer, step, original)
     assert import_contacts(session, [incoming], now=NOW).created == 2  # nothing left behind
+
+
+def test_an_all_opt_in_dry_run_reports_and_writes_nothing(session: Session, tmp_path: Path) -> None:
+    import_contacts(session, [_write(tmp_path, "a.csv", EXISTING)], now=NOW)
+    before = _state(session)
+    incoming = _write(tmp_path, "b.csv", INCOMING)
+    dry = import_contacts(session, [incoming], now=NOW, dry_run=True, tags=["Summer"])
+    assert _state(session) == before
+    real = import_contacts(session, [incoming], now=NOW, tags=["Summer"])
+    dry.seconds = real.seconds = 0.0
+    dry.dry_run = False
+    assert dry == real
+    assert (real.created, real.updated, real.merged_duplicates) == (2, 4, 2)
