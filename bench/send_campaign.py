@@ -7,10 +7,12 @@ it; then N `dealmail worker --until-idle` processes (one SMTP connection each) c
 process. Then, in the same run, N plain-smtplib processes send prebuilt messages of the same
 campaign (composed beforehand, cycled to the same count) to the same sink over N connections.
 
-Prints the materialisation time, both rates and memory: the peak RSS of any one worker process
-(the kernel's ru_maxrss), and, sampled every 0.5 s, the peak of one worker together with its
-children (its composing process) as RSS summed (shared pages counted twice) and as PSS summed
-(shared pages split: the memory the worker really holds). The last line is
+Prints the materialisation time, both rates and memory, sampled from /proc every 0.5 s while
+the workers run: the peak RSS of any one worker process (its VmHWM; not RUSAGE_CHILDREN's
+ru_maxrss, which also counts this script's own pages, shared at fork before the exec), and the
+peak of one worker together with its children (its composing process) as RSS summed (shared
+pages counted twice) and as PSS summed (shared pages split: what the worker really holds).
+The last line is
 `e2e_msgs/s=… smtplib_msgs/s=… ratio=… peak_worker_rss_mb=… peak_worker_tree_rss_mb=…
 peak_worker_tree_pss_mb=…`.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -102,6 +103,7 @@ class MemorySampler:
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
+        self.peak_kb = 0  # the largest VmHWM of any one process
         self.rss_kb = 0
         self.pss_kb = 0
         self.done = threading.Event()
@@ -112,6 +114,8 @@ class MemorySampler:
         while not self.done.wait(0.5):
             for pid in self.pids:
                 members = tree(pid)
+                peaks = [_kb(f"/proc/{p}/status", "VmHWM:") for p in members]
+                self.peak_kb = max(self.peak_kb, *peaks)
                 rss = sum(_kb(f"/proc/{p}/status", "VmRSS:") for p in members)
                 pss = sum(_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in members)
                 self.rss_kb = max(self.rss_kb, rss)
@@ -254,7 +258,7 @@ def run(workdir: Path) -> None:
     codes = [worker.wait() for worker in workers]
     e2e_s = time.perf_counter() - started
     sampler.stop()
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest waited child
+    peak_kb = sampler.peak_kb
     with session_scope(get_engine(settings)) as session:
         status = control.campaign_status(session, "bench")
     if codes != [0] * args.workers or status["sent"] != args.recipients:
