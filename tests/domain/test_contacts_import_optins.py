@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -216,3 +218,54 @@ def test_an_all_opt_in_dry_run_reports_and_writes_nothing(session: Session, tmp_
     dry.dry_run = False
     assert dry == real
     assert (real.created, real.updated, real.merged_duplicates) == (2, 4, 2)
+
+
+def _captured(session: Session, monkeypatch: pytest.MonkeyPatch, path: Path, general: bool) -> Any:
+    """(report, state inside the transaction) of a dry run by the general or the chosen merge."""
+    seen: list[dict[str, Any]] = []
+    drop_staging = importer._drop_staging
+
+    def noted(connection: Any) -> None:
+        seen.append(_state(session))
+        drop_staging(connection)
+
+    with monkeypatch.context() as patched:
+        if general:
+            patched.setattr(importer, "every_row_opts_in", lambda fmt: False)
+        patched.setattr(importer, "_drop_staging", noted)
+        report = import_contacts(session, [path], now=NOW, dry_run=True, tags=["T"])
+    report.seconds = 0.0
+    return report, seen[0]
+
+
+_people = st.sampled_from(["ann", "bo", "cy", "gone", "deleted", "never", "keep", "zed"])
+_cells = st.tuples(
+    _people,
+    st.sampled_from(["@example.com", "@EXAMPLE.com", "@example.COM "]),
+    st.sampled_from(["", "Ann", "Bo", "  Cy  Lee "]),
+    st.sampled_from(["", "vip", "VIP, news", "news;old"]),
+    st.sampled_from(["", "Lyon", "Paris"]),
+    st.sampled_from(["", "2020-01-01", "2023-06-01 10:00:00", "garbage", "2099-01-01"]),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(_cells, min_size=1, max_size=12))
+def test_random_all_opt_in_files_end_where_the_general_merge_ends(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[Any]
+) -> None:
+    if session.scalar(select(func.count(Customer.id))) == 0:
+        import_contacts(session, [_write(tmp_path, "a.csv", EXISTING)], now=NOW)
+        unsubscribe(session, "gone@example.com", source="test")
+        unsubscribe(session, "never@example.com", source="test")
+        delete_customer(session, "deleted@example.com")
+    lines = ["email,first name,tags,city,signup date"]
+    lines += [
+        f'{who}{at},{first},"{tags}",{city},{when}' for who, at, first, tags, city, when in rows
+    ]
+    path = _write(tmp_path, "r.csv", "\n".join(lines) + "\n")
+    assert _captured(session, monkeypatch, path, general=False) == _captured(
+        session, monkeypatch, path, general=True
+    )
