@@ -37,6 +37,7 @@ class _Layout:
     order: np.ndarray  # the final codeword sequence as indexes into data + check bytes
     rows: np.ndarray  # module positions of the final bit stream, in placement order
     cols: np.ndarray
+    flat: np.ndarray  # the same as indexes into a flattened symbol
     bits: int  # modules in the encoding region (remainder bits included)
     masks: np.ndarray  # (8, bits) mask values at those positions
     scored: np.ndarray  # (width, width) function patterns, format areas light: what is scored
@@ -166,6 +167,7 @@ def _layout(version: int) -> _Layout:
         order=np.array(order, dtype=np.intp),
         rows=np.array(rows, dtype=np.intp),
         cols=np.array(cols, dtype=np.intp),
+        flat=np.array(rows, dtype=np.intp) * width + np.array(cols, dtype=np.intp),
         bits=len(rows),
         masks=masks,
         scored=scored,
@@ -266,9 +268,9 @@ def qr_modules(text: str) -> np.ndarray | None:
     stream = np.unpackbits(_with_checks(_codewords(data, layout), layout))
     bits[: stream.size] = stream
     masked = bits[None, :] ^ layout.masks
-    grids = np.repeat(layout.scored[None], 8, axis=0)
-    grids[:, layout.rows, layout.cols] = masked
-    best = int(np.argmin(penalties(grids)))
-    symbol = layout.final[best].copy()
-    symbol[layout.rows, layout.cols] = masked[best]
-    return cast(np.ndarray, symbol.astype(bool))
+    grids = np.repeat(layout.scored.reshape(1, -1), 8, axis=0)
+    grids[:, layout.flat] = masked
+    best = int(np.argmin(penalties(grids.reshape(8, layout.width, layout.width))))
+    symbol = layout.final[best].reshape(-1).astype(bool)
+    symbol[layout.flat] = masked[best]
+    return cast(np.ndarray, symbol.reshape(layout.width, layout.width))
