@@ -1,8 +1,8 @@
 """SQLite WAL checkpoints from a background thread, so a request's commit does not pay for them.
 
 SQLite checkpoints the write-ahead log on the connection whose commit takes it past
-`wal_autocheckpoint` pages: that commit then copies the log into the database file and waits for
-two fsyncs (measured: up to ~15 ms here, on the event loop, holding every queued request). A
+`wal_autocheckpoint` pages: that commit then copies the log into the database file, with two
+fsyncs (measured: up to ~14 ms here, on the event loop, holding every queued request). A
 connection that commits on the loop raises its own threshold, and this thread runs PASSIVE
 checkpoints (which never wait on, or block, readers and writers) every 20 ms on its own
 connection, with the GIL released while SQLite works. The log still restarts from its beginning
