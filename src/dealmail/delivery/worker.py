@@ -753,15 +753,17 @@ class ResultBatch:
 
 class Recorder:
     """Records the senders' results on its own thread, in short transactions: with those that
-    finish within GROUP_SECONDS of the first (group commit, at most GROUP_MAX;
+    finish within GROUP_SECONDS of the first, or until GROUP_MAX are waiting (group commit:
     SQLite writers queue on one lock, so one commit per message would make workers wait on
-    each other). A transaction never spans a send; a crash loses at most the results not yet
-    recorded, whose messages are still leased and so sent again: duplicates stay within the
-    messages in flight. An outbox item is marked done only once its result is committed."""
+    each other; and the recorder is woken once a group, not once a result). A transaction
+    never spans a send; a crash loses at most the results not yet recorded, whose messages are
+    still leased and so sent again: duplicates stay within the messages in flight. An outbox
+    item is marked done only once its result is committed."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.queue: queue.Queue[tuple[list[Outcome], int] | None] = queue.Queue()
+        self.full = threading.Event()
         self.thread = threading.Thread(target=self._run, name="recorder", daemon=True)
 
     def start(self) -> None:
@@ -769,10 +771,13 @@ class Recorder:
 
     def put(self, item: tuple[list[Outcome], int]) -> None:
         self.queue.put(item)
+        if self.queue.qsize() >= GROUP_MAX:
+            self.full.set()
 
     def stop(self) -> None:
         """After the senders have stopped: records what is queued, then ends."""
         self.queue.put(None)
+        self.full.set()
         self.thread.join()
 
     def _run(self) -> None:
@@ -782,11 +787,12 @@ class Recorder:
                 item = self.queue.get()
                 if item is None:
                     return
+                self.full.wait(GROUP_SECONDS)
+                self.full.clear()
                 outcomes, handled = list(item[0]), item[1]
-                deadline = time.monotonic() + GROUP_SECONDS
-                while len(outcomes) < GROUP_MAX:
+                while True:
                     try:
-                        more = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                        more = self.queue.get_nowait()
                     except queue.Empty:
                         break
                     if more is None:
