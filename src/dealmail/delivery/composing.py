@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pickle
 import signal
 import struct
@@ -111,7 +112,10 @@ def serve() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from dealmail.db import make_engine, read_only, session_factory
 
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    # The answers get the real stdout to themselves: a stray print() goes to stderr instead.
+    source, sink = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     settings, url = _read(source)
     composers = _Composers(settings, session_factory(read_only(make_engine(url))))
     while (request := _read(source)) is not None:
