@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from dealmail.contacts import importer
+from dealmail.contacts import bulk_indexes, import_merge, import_report, import_writes
 from dealmail.contacts.consent import ConsentProof
 from dealmail.contacts.identity import email_hash
 from dealmail.contacts.importer import ImportReport, import_contacts
@@ -310,7 +310,7 @@ def test_invalid_rows_are_reported_with_their_line_numbers(
 def test_invalid_row_list_is_capped_but_counted(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importer, "INVALID_ROWS_KEPT", 5)
+    monkeypatch.setattr(import_report, "INVALID_ROWS_KEPT", 5)
     path = write(tmp_path, "bad.csv", "email\n" + "".join(f"bad{i}\n" for i in range(12)))
     report = run(session, path)
     assert report.invalid == 12
@@ -411,19 +411,27 @@ def test_dry_run_reports_but_writes_nothing(session: Session, tmp_path: Path) ->
     assert snapshot(session) != before
 
 
-@pytest.mark.parametrize("step", ["_upsert_customers", "_link_tags", "_apply_withdrawals"])
+@pytest.mark.parametrize(
+    ("module", "step"),
+    [
+        (import_writes, "upsert_customers"),
+        (import_writes, "link_tags"),
+        (import_merge, "_apply_withdrawals"),
+    ],
+    ids=["upsert_customers", "link_tags", "apply_withdrawals"],
+)
 def test_a_failure_in_the_middle_leaves_the_database_unchanged(
-    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: Any, step: str
 ) -> None:
     run(session, write(tmp_path, "a.csv", "email,tags\nkeep@example.com,old\n"))
     before = snapshot(session)
-    original = getattr(importer, step)
+    original = getattr(module, step)
 
     def half_done(connection: Any, *args: Any) -> Any:
         original(connection, *args)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importer, step, half_done)
+    monkeypatch.setattr(module, step, half_done)
     path = write(
         tmp_path,
         "b.csv",
@@ -433,7 +441,7 @@ def test_a_failure_in_the_middle_leaves_the_database_unchanged(
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_contacts(session, [path], now=NOW)
     assert snapshot(session) == before
-    monkeypatch.setattr(importer, step, original)
+    monkeypatch.setattr(module, step, original)
     report = run(session, path)  # staging left nothing behind
     assert report.created == 1
 
@@ -515,8 +523,8 @@ def test_bulk_fill_rebuilds_indexes_and_a_failure_gives_them_back(
 ) -> None:
     indexes = _index_names(session)
     assert {"ix_consent_events_email_hash", "ix_customers_consent_at"} <= indexes
-    monkeypatch.setattr(importer, "BULK_INDEX_ROWS", 1)
-    original = importer._record_opt_ins
+    monkeypatch.setattr(bulk_indexes, "BULK_INDEX_ROWS", 1)
+    original = import_writes.record_opt_ins
 
     def fails(connection: Any, *args: Any) -> None:
         original(connection, *args)
@@ -524,14 +532,14 @@ def test_bulk_fill_rebuilds_indexes_and_a_failure_gives_them_back(
             assert "ix_consent_events_email_hash" not in _index_names(session)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importer, "_record_opt_ins", fails)
+    monkeypatch.setattr(import_writes, "record_opt_ins", fails)
     lines = "".join(f"p{i}@example.com,2023-01-0{i} 10:00:00\n" for i in range(1, 6))
     path = write(tmp_path, "bulk.csv", "email,optin_time\n" + lines)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_contacts(session, [path], now=NOW)
     assert keys(session) == []
     assert _index_names(session) == indexes
-    monkeypatch.setattr(importer, "_record_opt_ins", original)
+    monkeypatch.setattr(import_writes, "record_opt_ins", original)
     assert run(session, path).created == 5
     assert _index_names(session) == indexes
     assert session.scalar(select(func.count(ConsentEvent.id))) == 5

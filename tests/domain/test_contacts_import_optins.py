@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dealmail.contacts import importer
+from dealmail.contacts import import_writes, importer
 from dealmail.contacts.consent import ConsentProof
 from dealmail.contacts.importer import ImportReport, import_contacts
 from dealmail.contacts.service import delete_customer, resubscribe, unsubscribe
@@ -101,7 +101,7 @@ def _import_both_ways(
     delete_customer(session, "deleted@example.com")
     incoming = _write(tmp_path, "b.csv", INCOMING)
     seen: list[dict[str, Any]] = []
-    drop_staging = importer._drop_staging
+    drop_staging = importer.drop_staging
 
     def noted(connection: Any) -> None:
         seen.append(_state(session))  # inside the import's transaction, before it ends
@@ -109,17 +109,17 @@ def _import_both_ways(
 
     with monkeypatch.context() as patched:
         patched.setattr(importer, "every_row_opts_in", lambda fmt: False)
-        patched.setattr(importer, "_drop_staging", noted)
+        patched.setattr(importer, "drop_staging", noted)
         general = import_contacts(session, [incoming], now=NOW, dry_run=True, **options)
     general.dry_run = False
     shortcuts: list[bool] = []
-    merge_opt_ins = importer._merge_opt_ins
+    merge_opt_ins = importer.merge_opt_ins
 
     def counted(*args: Any) -> None:
         shortcuts.append(True)
         merge_opt_ins(*args)
 
-    monkeypatch.setattr(importer, "_merge_opt_ins", counted)
+    monkeypatch.setattr(importer, "merge_opt_ins", counted)
     chosen = import_contacts(session, [incoming], now=NOW, **options)
     assert shortcuts == ([True] if session.bind.dialect.name == "sqlite" else [])
     return general, seen[0], chosen, _state(session)
@@ -186,24 +186,24 @@ def test_a_resubscribed_customer_is_updated_by_an_all_opt_in_file(
     assert (ann.status, ann.first_name) == ("subscribed", "Ann")
 
 
-@pytest.mark.parametrize("step", ["_upsert_customers", "_record_opt_ins", "_link_tags"])
+@pytest.mark.parametrize("step", ["upsert_customers", "record_opt_ins", "link_tags"])
 def test_a_failure_in_an_all_opt_in_merge_leaves_the_database_unchanged(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     import_contacts(session, [_write(tmp_path, "a.csv", EXISTING)], now=NOW)
     before = _state(session)
-    original = getattr(importer, step)
+    original = getattr(import_writes, step)
 
     def half_done(connection: Any, *args: Any) -> Any:
         original(connection, *args)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importer, step, half_done)
+    monkeypatch.setattr(import_writes, step, half_done)
     incoming = _write(tmp_path, "b.csv", INCOMING)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_contacts(session, [incoming], now=NOW, tags=["Summer"])
     assert _state(session) == before
-    monkeypatch.setattr(importer, step, original)
+    monkeypatch.setattr(import_writes, step, original)
     assert import_contacts(session, [incoming], now=NOW).created == 2  # nothing left behind
 
 
@@ -223,7 +223,7 @@ def test_an_all_opt_in_dry_run_reports_and_writes_nothing(session: Session, tmp_
 def _captured(session: Session, monkeypatch: pytest.MonkeyPatch, path: Path, general: bool) -> Any:
     """(report, state inside the transaction) of a dry run by the general or the chosen merge."""
     seen: list[dict[str, Any]] = []
-    drop_staging = importer._drop_staging
+    drop_staging = importer.drop_staging
 
     def noted(connection: Any) -> None:
         seen.append(_state(session))
@@ -232,7 +232,7 @@ def _captured(session: Session, monkeypatch: pytest.MonkeyPatch, path: Path, gen
     with monkeypatch.context() as patched:
         if general:
             patched.setattr(importer, "every_row_opts_in", lambda fmt: False)
-        patched.setattr(importer, "_drop_staging", noted)
+        patched.setattr(importer, "drop_staging", noted)
         report = import_contacts(session, [path], now=NOW, dry_run=True, tags=["T"])
     report.seconds = 0.0
     return report, seen[0]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dealmail.contacts import importer
+from dealmail.contacts import import_staging
 from dealmail.contacts.csvread import UnreadableFile
 from dealmail.contacts.importer import import_contacts
 from dealmail.models import Customer, Tag
@@ -43,9 +43,9 @@ def test_worker_and_in_process_imports_agree(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _listing(tmp_path / "big.csv")
-    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 1 << 40)
+    monkeypatch.setattr(import_staging, "PARALLEL_MIN_BYTES", 1 << 40)
     alone = import_contacts(session, [path], dry_run=True)
-    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(import_staging, "PARALLEL_MIN_BYTES", 0)
     positions: list[int] = []
     parallel = import_contacts(session, [path], progress=positions.append)
     for report in (alone, parallel):
@@ -63,7 +63,7 @@ def test_worker_and_in_process_imports_agree(
 def test_worker_errors_reach_the_caller_and_nothing_is_written(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(import_staging, "PARALLEL_MIN_BYTES", 0)
     path = tmp_path / "huge-field.csv"
     huge = b'"' + b"x" * 200_000 + b'"'
     path.write_bytes(
