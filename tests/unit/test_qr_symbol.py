@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import segno
+import segno.consts
 import segno.encoder
 import zxingcpp
 from PIL import Image
@@ -69,17 +70,36 @@ def test_the_lowest_penalty_mask_is_chosen() -> None:
         assert (symbol == expected.astype(bool)).all(), text
 
 
-@pytest.mark.parametrize("mask", range(8))
-def test_a_full_symbol_equals_segnos_with_the_same_mask(mask: int) -> None:
-    # At full capacity no padding is written (segno pads a byte-aligned stream with one more
-    # zero byte than ISO asks, so shorter texts legitimately differ in their padding).
-    text = "https://shop.example/c/" + "x" * (106 - 23)  # version 6-M holds exactly 106 bytes
+@pytest.mark.parametrize("version", range(1, 10))
+def test_full_symbols_equal_segnos_for_every_version_and_mask(version: int) -> None:
+    # At full capacity no pad codewords are written (segno pads a byte-aligned stream with one
+    # more zero byte than ISO asks, so shorter texts legitimately differ in their padding).
+    capacity = sum(count * data for count, data, _check in qr_symbol.BLOCKS[version])
+    text = "https://shop.example/c/x1y2z3"[: (8 * capacity - 12) // 8].ljust(
+        (8 * capacity - 12) // 8, "x"
+    )
     layout, grids = masked_grids(text)
-    ours = layout.final[mask].copy()
-    ours[layout.rows, layout.cols] = grids[mask][layout.rows, layout.cols]
-    theirs = segno.make(text, error="m", mode="byte", mask=mask, boost_error=False, micro=False)
-    assert theirs.version == layout.version == 6
-    assert (np.array([list(row) for row in theirs.matrix], dtype=np.uint8) == ours).all()
+    assert layout.version == version
+    for mask in range(8):
+        ours = layout.final[mask].copy()
+        ours[layout.rows, layout.cols] = grids[mask][layout.rows, layout.cols]
+        theirs = segno.make(text, error="m", mode="byte", mask=mask, boost_error=False)
+        assert theirs.version == version
+        assert (np.array([list(row) for row in theirs.matrix], dtype=np.uint8) == ours).all()
+
+
+def test_the_tables_are_segnos() -> None:
+    consts: Any = segno.consts
+    for version, groups in qr_symbol.BLOCKS.items():
+        reference_groups = tuple(
+            (ec.num_blocks, ec.num_data, ec.num_total - ec.num_data)
+            for ec in consts.ECC[version][consts.ERROR_LEVEL_M]
+        )
+        assert groups == reference_groups
+        if version > 1:
+            assert qr_symbol.ALIGNMENT[version] == tuple(consts.ALIGNMENT_POS[version - 2])
+    assert tuple(consts.FORMAT_INFO[:8]) == qr_symbol.FORMAT_M
+    assert [qr_symbol.VERSION_INFO[v] for v in (7, 8, 9)] == list(consts.VERSION_INFO[:3])
 
 
 def test_every_length_decodes_including_the_fallback() -> None:

@@ -2,28 +2,51 @@
 
 zxing-cpp's encoder spends ~0.25 ms a symbol, mostly choosing the mask; here the layout of each
 version (function patterns, module order, mask patterns, format and version information) is
-built once by segno's reference encoder, the error correction is a table lookup (Reed-Solomon
-is linear: the check bytes are the XOR of each data byte's precomputed contribution) and the
-penalty rules N1-N4 are scored for the eight masks at once on rows held as 64-bit integers.
+built once, the error correction is a table lookup (Reed-Solomon is linear: the check bytes are
+the XOR of each data byte's precomputed contribution) and the penalty rules N1-N4 are scored
+for the eight masks at once on rows held as 64-bit integers. Tests check the tables, symbols
+and scores against segno's reference encoder (not imported here: it weighs ~9 MB).
 The same masks, penalties and choice as segno (checked in tests), in ~0.12 ms. Wider than
 56 modules (version 10 and up: about 180 bytes of text), None: the caller uses another one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
-import segno.consts
-import segno.encoder
 
-consts: Any = segno.consts
-reference: Any = segno.encoder  # untyped: used once per version, to lay the symbol out
-
-ERROR = consts.ERROR_LEVEL_M
-MAX_WIDTH = 56  # a row plus a 4-module light margin each side fits in 64 bits
+MAX_WIDTH = 56  # a row plus a 4-module light margin each side fits in 64 bits: version 9
+# ISO/IEC 18004 tables for level M, versions 1-9: error correction blocks as (count, data
+# bytes, check bytes), alignment pattern centres, version information (7 and up).
+BLOCKS: dict[int, tuple[tuple[int, int, int], ...]] = {
+    1: ((1, 16, 10),),
+    2: ((1, 28, 16),),
+    3: ((1, 44, 26),),
+    4: ((2, 32, 18),),
+    5: ((2, 43, 24),),
+    6: ((4, 27, 16),),
+    7: ((4, 31, 18),),
+    8: ((2, 38, 22), (2, 39, 22)),
+    9: ((3, 36, 22), (2, 37, 22)),
+}
+ALIGNMENT = {1: (), 2: (6, 18), 3: (6, 22), 4: (6, 26), 5: (6, 30), 6: (6, 34)}
+ALIGNMENT |= {7: (6, 22, 38), 8: (6, 24, 42), 9: (6, 26, 46)}
+VERSION_INFO = {7: 0x07C94, 8: 0x085BC, 9: 0x09A99}
+FORMAT_M = (0x5412, 0x5125, 0x5E7C, 0x5B4B, 0x45F9, 0x40CE, 0x4F97, 0x4AA0)  # masks 0-7
+MASKS: tuple[Callable[[int, int], bool], ...] = (
+    lambda i, j: (i + j) % 2 == 0,
+    lambda i, j: i % 2 == 0,
+    lambda i, j: j % 3 == 0,
+    lambda i, j: (i + j) % 3 == 0,
+    lambda i, j: (i // 2 + j // 3) % 2 == 0,
+    lambda i, j: (i * j) % 2 + (i * j) % 3 == 0,
+    lambda i, j: ((i * j) % 2 + (i * j) % 3) % 2 == 0,
+    lambda i, j: ((i + j) % 2 + (i * j) % 3) % 2 == 0,
+)
 _BYTES = np.arange(256, dtype=np.uint8)
 _POPCOUNT = np.array([bin(n).count("1") for n in range(256)], dtype=np.int64)
 
@@ -96,9 +119,9 @@ def _contributions(data: int, check: int) -> np.ndarray:
 
 
 def _version_for(length: int) -> int | None:
-    for version in range(1, 41):
-        needed = 4 + (8 if version < 10 else 16) + 8 * length  # mode, count, data (bits)
-        if needed <= consts.SYMBOL_CAPACITY[version][ERROR]:
+    """The smallest version holding `length` bytes (mode, 8-bit count, data), up to 9."""
+    for version, groups in BLOCKS.items():
+        if 12 + 8 * length <= 8 * sum(count * data for count, data, _check in groups):
             return version
     return None
 
@@ -107,13 +130,67 @@ def _width(version: int) -> int:
     return 17 + 4 * version
 
 
+def _function_patterns(version: int) -> tuple[np.ndarray, np.ndarray]:
+    """(modules, reserved): finders with separators, timing, alignment patterns, and the
+    format and version areas reserved (light; filled per mask in `_layout`)."""
+    width = _width(version)
+    modules = np.zeros((width, width), dtype=np.uint8)
+    reserved = np.zeros((width, width), dtype=bool)
+    finder = np.ones((7, 7), dtype=np.uint8)
+    finder[1:6, 1:6] = 0
+    finder[2:5, 2:5] = 1
+    for row, col in ((0, 0), (0, width - 7), (width - 7, 0)):
+        modules[row : row + 7, col : col + 7] = finder
+        rows = slice(max(row - 1, 0), row + 8)
+        cols = slice(max(col - 1, 0), col + 8)
+        reserved[rows, cols] = True  # the finder and its light separator
+    modules[6, 8 : width - 8] = (np.arange(8, width - 8) % 2 == 0).astype(np.uint8)
+    modules[8 : width - 8, 6] = modules[6, 8 : width - 8]
+    reserved[6, :] = True
+    reserved[:, 6] = True
+    centres = ALIGNMENT[version]
+    pattern = np.ones((5, 5), dtype=np.uint8)
+    pattern[1:4, 1:4] = 0
+    pattern[2, 2] = 1
+    corners = {(6, 6), (6, width - 7), (width - 7, 6)}  # under the finders: none there
+    for row in centres:
+        for col in centres:
+            if (row, col) in corners:
+                continue
+            modules[row - 2 : row + 3, col - 2 : col + 3] = pattern
+            reserved[row - 2 : row + 3, col - 2 : col + 3] = True
+    reserved[8, :9] = reserved[:9, 8] = True  # format information
+    reserved[8, width - 8 :] = reserved[width - 8 :, 8] = True  # with the dark module
+    if version >= 7:
+        reserved[:6, width - 11 : width - 8] = reserved[width - 11 : width - 8, :6] = True
+    return modules, reserved
+
+
+def _add_information(symbol: np.ndarray, version: int, mask: int) -> None:
+    """Format information (level M, this mask), the dark module, version information."""
+    width = symbol.shape[0]
+    info = FORMAT_M[mask]
+    for i in range(8):
+        low, high = (info >> i) & 1, (info >> (14 - i)) & 1
+        symbol[i + (i >= 6), 8] = low  # skipping the timing row
+        symbol[8, i + (i >= 6)] = high
+        symbol[8, width - 1 - i] = low
+        symbol[width - 1 - i, 8] = high
+    symbol[width - 8, 8] = 1
+    if version >= 7:
+        bits = VERSION_INFO[version]
+        for i in range(18):
+            bit = (bits >> i) & 1
+            symbol[width - 11 + i % 3, i // 3] = bit
+            symbol[i // 3, width - 11 + i % 3] = bit
+
+
 @cache
 def _layout(version: int) -> _Layout:
     width = _width(version)
-    matrix = reference.make_matrix(width, width)
-    reference.add_finder_patterns(matrix, width, width)
-    reference.add_alignment_patterns(matrix, width, width)
-    # The encoding region in placement order (ISO/IEC 18004 7.7.3, as segno's add_codewords).
+    scored, reserved = _function_patterns(version)
+    # The encoding region in placement order (ISO/IEC 18004 7.7.3): two-module columns from
+    # the right, alternately upwards and downwards, stepping over the vertical timing column.
     rows: list[int] = []
     cols: list[int] = []
     for right in range(width - 1, 0, -2):
@@ -124,26 +201,18 @@ def _layout(version: int) -> _Layout:
                 j = right - z
                 upwards = ((right & 2) == 0) ^ (j < 6)
                 i = (width - 1 - vertical) if upwards else vertical
-                if matrix[i][j] == 0x2:
+                if not reserved[i, j]:
                     rows.append(i)
                     cols.append(j)
-    functions = reference.get_data_mask_functions(False)
     masks = np.array(
-        [[bool(f(i, j)) for i, j in zip(rows, cols, strict=True)] for f in functions],
+        [[bool(f(i, j)) for i, j in zip(rows, cols, strict=True)] for f in MASKS],
         dtype=np.uint8,
     )
-    scored = np.array([list(row) for row in matrix], dtype=np.uint8)
-    scored[scored == 0x2] = 0
     final = np.empty((8, width, width), dtype=np.uint8)
     for mask in range(8):
-        symbol = tuple(bytearray(row.tobytes()) for row in scored)
-        reference.add_format_info(symbol, version, ERROR, mask)
-        reference.add_version_info(symbol, version)
-        final[mask] = np.array([list(row) for row in symbol], dtype=np.uint8)
-    groups = tuple(
-        (ec.num_blocks, ec.num_data, ec.num_total - ec.num_data)
-        for ec in consts.ECC[version][ERROR]
-    )
+        final[mask] = scored
+        _add_information(final[mask], version, mask)
+    groups = BLOCKS[version]
     # Interleaving: data bytes column by column across blocks, then check bytes likewise.
     data_at: list[list[int]] = []
     check_at: list[list[int]] = []
@@ -261,7 +330,7 @@ def qr_modules(text: str) -> np.ndarray | None:
     text needs a version this encoder leaves to others (wider than MAX_WIDTH)."""
     data = text.encode("utf-8")
     version = _version_for(len(data))
-    if version is None or _width(version) > MAX_WIDTH:
+    if version is None:
         return None
     layout = _layout(version)
     bits = np.zeros(layout.bits, dtype=np.uint8)
