@@ -11,9 +11,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     func,
-    or_,
     select,
     update,
 )
@@ -33,13 +31,12 @@ from dealmail.contacts.import_writes import (
     CONSENT_EVENTS,
     CUSTOMERS,
     OPT_IN,
-    SUPPRESSIONS,
     AppliedOptIns,
     UpsertRows,
     earlier_consent,
     max_id,
+    opt_in_forbidden,
 )
-from dealmail.models import CustomerStatus
 
 # merged.consent after folding: Consent values, or BLOCKED for an opt-in we may not apply
 # (address suppressed, or its customer unsubscribed / bounced / complained).
@@ -148,18 +145,12 @@ def _fold_by_rounds(connection: Connection, staged: list[Any]) -> None:
 
 def _block_forbidden_opt_ins(connection: Connection) -> None:
     """Opt-ins for suppressed addresses or customers who are not subscribed are never applied."""
-    suppressed = exists(
-        select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.email_hash == merged.c.email_hash)
-    )
-    not_subscribed = exists(
-        select(CUSTOMERS.c.id).where(
-            CUSTOMERS.c.email_key == merged.c.email_key,
-            CUSTOMERS.c.status != CustomerStatus.SUBSCRIBED.value,
-        )
-    )
     connection.execute(
         update(merged)
-        .where(merged.c.consent == int(Consent.OPT_IN), or_(suppressed, not_subscribed))
+        .where(
+            merged.c.consent == int(Consent.OPT_IN),
+            opt_in_forbidden(merged.c.email_key, merged.c.email_hash),
+        )
         .values(consent=BLOCKED)
     )
 

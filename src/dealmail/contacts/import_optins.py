@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, exists, func, or_, select
+from sqlalchemy import Connection, exists, func, select
 
 # import_writes' steps are called through the module: a test or the bench wrapping one
 # reaches both merges.
@@ -19,8 +19,8 @@ from dealmail.contacts.import_writes import (
     AppliedOptIns,
     UpsertRows,
     max_id,
+    opt_in_forbidden,
 )
-from dealmail.models import CustomerStatus
 
 
 def merge_opt_ins(
@@ -68,19 +68,9 @@ def _note_blocked(connection: Connection, report: ImportReport, before: int) -> 
         .group_by(stage.c.email_key)
         .subquery()
     )
-    suppressed = exists(
-        select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.email_hash == addresses.c.email_hash)
-    )
-    not_subscribed = exists(
-        select(CUSTOMERS.c.id).where(
-            CUSTOMERS.c.email_key == addresses.c.email_key,
-            CUSTOMERS.c.status != CustomerStatus.SUBSCRIBED.value,
-        )
-    )
+    forbidden = opt_in_forbidden(addresses.c.email_key, addresses.c.email_hash)
     connection.execute(
-        blocked.insert().from_select(
-            ["email_key"], select(addresses.c.email_key).where(or_(suppressed, not_subscribed))
-        )
+        blocked.insert().from_select(["email_key"], select(addresses.c.email_key).where(forbidden))
     )
     report.skipped_suppressed = int(
         connection.scalar(select(func.count()).select_from(blocked)) or 0

@@ -12,6 +12,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     literal,
     null,
@@ -229,3 +230,16 @@ def link_tags(
             .from_select(["customer_id", "tag_id"], everyone)
             .on_conflict_do_nothing()
         )
+
+
+def opt_in_forbidden(email_key: Any, email_hash: Any) -> ColumnElement[bool]:
+    """True where an opt-in may not be applied: the address is suppressed, or its customer is
+    not subscribed (an import never re-subscribes anyone)."""
+    suppressed = exists(select(SUPPRESSIONS.c.id).where(SUPPRESSIONS.c.email_hash == email_hash))
+    not_subscribed = exists(
+        select(CUSTOMERS.c.id).where(
+            CUSTOMERS.c.email_key == email_key,
+            CUSTOMERS.c.status != CustomerStatus.SUBSCRIBED.value,
+        )
+    )
+    return or_(suppressed, not_subscribed)
