@@ -6,6 +6,10 @@ campaigns), claims batches and has them composed (CPU only; in a child process w
 has a core to spare, see `composing`) and queued for the senders. A sender reserves rate-limit
 slots, sends outside any transaction and records each result in its own short transaction.
 SIGTERM: in-flight sends finish, everything else claimed is released.
+
+This module is the main thread; `outbox` fills the senders' queue (composing), `sending` is the
+sender threads, `recording` the recorder thread and its group commits, `auto_pause` the watch on
+failures that are ours.
 """
 
 from __future__ import annotations
@@ -19,8 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import FrameType
@@ -32,25 +35,14 @@ from dealmail.config import Settings
 from dealmail.db import get_engine, read_only, session_factory
 from dealmail.delivery import campaign_state, rate
 from dealmail.delivery import queue as message_queue
-from dealmail.delivery.backends import (
-    Backend,
-    FailureKind,
-    SendError,
-    SendResult,
-    backend_name,
-    get_backend,
-)
+from dealmail.delivery.backends import Backend, backend_name, get_backend
 from dealmail.delivery.compose import Composer, Recipient
-from dealmail.delivery.composing import (
-    CampaignKey,
-    ComposeFailure,
-    ComposeProcess,
-    can_use_child,
-)
-from dealmail.delivery.envelope import ComposedMessage
+from dealmail.delivery.composing import CampaignKey, ComposeProcess, can_use_child
 from dealmail.delivery.materialise import materialise_batch
-from dealmail.delivery.queue import Claimed, Delivered
-from dealmail.delivery.retry import is_systemic
+from dealmail.delivery.outbox import Outgoing, compose_returned, prepare, release_outbox
+from dealmail.delivery.queue import Claimed
+from dealmail.delivery.recording import Recorder
+from dealmail.delivery.sending import run_sender
 from dealmail.models import (
     Campaign,
     CampaignStatus,
@@ -69,22 +61,7 @@ WORKER_STALE_SECONDS = 30.0
 SETTINGS_REFRESH_SECONDS = 5.0
 PRUNE_SECONDS = 300.0
 IDLE_GRACE_SECONDS = 5.0
-# Auto-pause: this share of the last N attempts failing for reasons that are not the recipient's.
-PAUSE_WINDOW = 50
-PAUSE_SHARE = 0.9
-RESERVE_AHEAD = 4
-GROUP_MAX = 32
-GROUP_SECONDS = 0.1  # a result waits at most this long for others to share its commit
 SWITCH_INTERVAL = 0.0001
-LONG_WAIT_SECONDS = 5.0
-COMPOSE_CHUNK = 20  # messages per request to the composing child: the first arrive soon
-
-
-@dataclass
-class Outgoing:
-    claimed: Claimed
-    composed: ComposedMessage | None
-    error: SendError | None = None  # could not be composed: recorded as failed, not sent
 
 
 @dataclass
@@ -172,7 +149,7 @@ class Worker:
             self.compose_child = ComposeProcess(self.settings, self._child_url)
         self.recorder.start()
         threads = [
-            threading.Thread(target=self._sender, args=(n,), name=f"sender-{n}", daemon=True)
+            threading.Thread(target=run_sender, args=(self, n), name=f"sender-{n}", daemon=True)
             for n in range(self.max_threads)
         ]
         for thread in threads:
@@ -188,7 +165,7 @@ class Worker:
             if self.compose_child is not None:
                 self.compose_child.close()  # what it composed lands in the outbox, to release
             with self.sessions() as session:
-                self._release_outbox(session)
+                release_outbox(self, session)
                 session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker == self.name))
                 session.commit()
         return self.sent
@@ -203,17 +180,17 @@ class Worker:
     def _main_loop(self, session: Session, reader: Session) -> None:
         while not self.stop_event.is_set():
             self._housekeeping(session, reader)
-            self._compose_returned(session)
+            compose_returned(self, session)
             if (
                 self.outbox.qsize() + self.composing < self.batch_size
                 and self.limits.connections > 0
-                and not self._rate_exhausted()
+                and not self.rate_exhausted()
             ):
                 claimed = message_queue.claim(
                     session, self.name, self.batch_size, self.lease_seconds, self.settings
                 )
                 if claimed:
-                    self._prepare(session, reader, claimed)
+                    prepare(self, session, reader, claimed)
                     continue
             if self.until_idle and self._idle(session, reader):
                 return
@@ -320,7 +297,7 @@ class Worker:
     def _probe_backend_rate(self) -> float | None:
         """A provider's own sending quota (SES `MaxSendRate`), paced to like the shop's limit."""
         self._probed = True
-        backend = self._make_backend()
+        backend = self.make_backend()
         try:
             quota = getattr(backend, "max_send_rate", None)
             return quota() if callable(quota) else None
@@ -342,501 +319,15 @@ class Worker:
         rank, count = live.index(self.name), len(live)
         return shop.max_connections // count + (1 if rank < shop.max_connections % count else 0)
 
-    def _make_backend(self) -> Backend:
+    def make_backend(self) -> Backend:
         if self._backend_factory is not None:
             return self._backend_factory()
         return get_backend(self.settings, self._backend_name)
 
     # -- composing ------------------------------------------------------------------------
 
-    def _campaign_key(self, session: Session, campaign_id: int) -> CampaignKey:
-        return (
-            campaign_id,
-            session.scalar(select(Campaign.updated_at).where(Campaign.id == campaign_id)),
-        )
-
-    def _composer(self, session: Session, key: CampaignKey) -> Composer:
-        campaign_id = key[0]
-        composer = self.composers.get(key)
-        if composer is None:
-            composer = Composer.for_campaign(session, campaign_id, self.settings)
-            self.composers = {k: v for k, v in self.composers.items() if k[0] != campaign_id}
-            self.composers[key] = composer
-        return composer
-
-    def _prepare(self, session: Session, reader: Session, claimed: list[Claimed]) -> None:
-        """Have the claimed messages composed (CPU only) for the senders, while they send.
-
-        In the child process when there is one; else here, overlapping with the senders'
-        network waits (the short GIL switch interval, see `run`, keeps a sender whose reply has
-        arrived from waiting on this thread).
-        """
-        by_campaign: dict[int, list[Claimed]] = {}
-        for message in claimed:
-            by_campaign.setdefault(message.campaign_id, []).append(message)
-        for campaign_id, messages in by_campaign.items():
-            self.campaign_status.setdefault(campaign_id, CampaignStatus.SENDING)
-            try:
-                key = self._campaign_key(reader, campaign_id)
-                loaded = Composer.load_recipients(reader, [m.id for m in messages])
-                reader.rollback()
-                recipients = [loaded[m.id] for m in messages]
-            except Exception as exc:  # a broken campaign must not stop the worker
-                reader.rollback()
-                log.exception("campaign %s: cannot prepare its messages", campaign_id)
-                for message in messages:
-                    self._record_failure(session, message, _compose_error(exc))
-                continue
-            if self.compose_child is None:
-                self._compose_here(session, reader, key, messages, recipients)
-                continue
-            for start in range(0, len(messages), COMPOSE_CHUNK):
-                self._hand_to_child(
-                    key,
-                    messages[start : start + COMPOSE_CHUNK],
-                    recipients[start : start + COMPOSE_CHUNK],
-                )
-
-    def _compose_here(
-        self,
-        session: Session,
-        reader: Session,
-        key: CampaignKey,
-        messages: Sequence[Claimed],
-        recipients: Sequence[Recipient],
-    ) -> None:
-        try:
-            composer = self._composer(reader, key)
-            reader.rollback()
-        except Exception as exc:  # a broken campaign must not stop the worker
-            reader.rollback()
-            log.exception("campaign %s: cannot prepare its messages", key[0])
-            for message in messages:
-                self._record_failure(session, message, _compose_error(exc))
-            return
-        for message, recipient in zip(messages, recipients, strict=True):
-            try:
-                composed = composer.compose(recipient)
-            except Exception as exc:  # one bad message never stops the loop
-                log.warning("message %s: cannot compose: %s", message.id, exc)
-                self._record_failure(session, message, _compose_error(exc))
-                continue
-            self.outbox.put(Outgoing(message, composed))
-
-    def _hand_to_child(
-        self, key: CampaignKey, messages: list[Claimed], recipients: list[Recipient]
-    ) -> None:
-        assert self.compose_child is not None
-        with self.composing_lock:
-            self.composing += len(messages)
-        try:
-            future = self.compose_child.submit(key, recipients)
-        except Exception:  # the child is gone (it died, or the pool shut down): compose here
-            log.exception("the composing process is unavailable; composing in the worker")
-            self.recompose.put((key, messages, recipients))
-            return
-
-        def arrived(done: Future[list[ComposedMessage | ComposeFailure]]) -> None:
-            # Runs on the executor's thread: only queues, never the database.
-            try:
-                results = done.result()
-            except (Exception, CancelledError):  # died, or cancelled at shutdown
-                self.recompose.put((key, messages, recipients))
-                return
-            for message, result in zip(messages, results, strict=True):
-                if isinstance(result, ComposeFailure):
-                    log.warning("message %s: cannot compose: %s", message.id, result.detail)
-                    self.outbox.put(Outgoing(message, None, _compose_error(result.detail)))
-                else:
-                    self.outbox.put(Outgoing(message, result))
-            with self.composing_lock:
-                self.composing -= len(messages)
-
-        future.add_done_callback(arrived)
-
-    def _compose_returned(self, session: Session) -> None:
-        """Batches the child could not compose: the child is given up, they are composed here."""
-        while True:
-            try:
-                key, messages, recipients = self.recompose.get_nowait()
-            except queue.Empty:
-                return
-            if self.compose_child is not None and not self.stop_event.is_set():
-                log.error("the composing process failed; composing in the worker from now on")
-                child, self.compose_child = self.compose_child, None
-                child.close()
-            try:
-                if self.stop_event.is_set():
-                    message_queue.release(session, self.name, [m.id for m in messages])
-                else:
-                    with self.readers() as reader:
-                        self._compose_here(session, reader, key, messages, recipients)
-            finally:
-                with self.composing_lock:
-                    self.composing -= len(messages)
-
-    def _release_outbox(self, session: Session) -> None:
-        self._compose_returned(session)  # stopping: released
-        ids = []
-        while True:
-            try:
-                ids.append(self.outbox.get_nowait().claimed.id)
-            except queue.Empty:
-                break
-            self.outbox.task_done()
-        if ids:
-            message_queue.release(session, self.name, ids)
-
-    # -- sending --------------------------------------------------------------------------
-
-    def _sender(self, index: int) -> None:
-        backend: Backend | None = None
-        slots: deque[Slot] = deque()
-        with self.sessions() as session:
-            batch = ResultBatch(self, session)
-            try:
-                while not self.stop_event.is_set():
-                    if index >= self.limits.connections:
-                        batch.flush()
-                        if backend is not None:
-                            backend.close()
-                            backend = None
-                        self.stop_event.wait(1.0)
-                        continue
-                    try:
-                        item = self.outbox.get(timeout=0.2)
-                    except queue.Empty:
-                        batch.flush()
-                        continue
-                    if self.outbox.qsize() + self.composing < self.batch_size:
-                        self.wanted.set()
-                    try:
-                        if backend is None:
-                            backend = self._make_backend()
-                        outcome = self._deliver(session, backend, item, slots, batch)
-                        if outcome is not None:  # at once: auto-pause must not wait on the commit
-                            error = outcome.error
-                            self._observe(
-                                session,
-                                outcome.claimed.campaign_id,
-                                failed_systemically=error is not None and is_systemic(error),
-                                error=error,
-                            )
-                        batch.add(outcome)
-                    except Exception:  # never let one message kill the sender
-                        log.exception("message %s: unexpected error", item.claimed.id)
-                        session.rollback()
-                        message_queue.release(session, self.name, [item.claimed.id])
-                        batch.add(None)
-                    batch.flush()
-            finally:
-                batch.flush()
-                if slots:
-                    rate.give_back(session, [slot.id for slot in slots])
-                if backend is not None:
-                    backend.close()
-
-    def _wait_for_slot(
-        self, session: Session, slots: deque[Slot], batch: ResultBatch
-    ) -> Slot | None:
-        """Block until a reserved slot is due. None: stopping, or the next slot is far off (the
-        message goes back to the queue until then: see `self.next_free`).
-
-        A slot is used only if the send starts within GUARD/2 of its time; one missed is given
-        back. Database chores (recording results, giving slots back) happen before waiting,
-        never between the slot's time and the send.
-        """
-        windows = self.limits.windows
-        if not windows:
-            return UNLIMITED
-        late_by = rate.GUARD_SECONDS / 2
-        while not self.stop_event.is_set():
-            while slots:
-                deadline = slots[0].due
-                now = time.monotonic()
-                if now > deadline + late_by:
-                    batch.stale.append(slots.popleft().id)
-                    continue
-                if deadline > now:
-                    batch.flush()
-                    now = time.monotonic()
-                    if deadline > now:
-                        self.stop_event.wait(deadline - now)
-                    if time.monotonic() > deadline + late_by:
-                        continue  # the chores or the wait overran: this slot is stale now
-                return slots.popleft()
-            batch.flush()
-            reservation = rate.reserve(
-                session, RESERVE_AHEAD, windows, self.name, give_back=batch.take_stale()
-            )
-            reference = time.monotonic()
-            db_clock = reservation.db_now.timestamp() - reference
-            slots.extend(
-                Slot(reference + delay, slot_id, db_clock)
-                for delay, slot_id in zip(reservation.delays, reservation.ids, strict=True)
-            )
-            if not slots:
-                if reservation.retry_in > LONG_WAIT_SECONDS:
-                    self.next_free = utcnow() + timedelta(seconds=reservation.retry_in)
-                    return None
-                self.stop_event.wait(reservation.retry_in)
-        return None
-
-    def _deliver(
-        self,
-        session: Session,
-        backend: Backend,
-        item: Outgoing,
-        slots: deque[Slot],
-        batch: ResultBatch,
-    ) -> Outcome | None:
-        message = item.claimed
-        if item.error is not None:
-            return Outcome(message, None, item.error, None, utcnow())
-        if self._rate_exhausted():
-            message_queue.release(session, self.name, [message.id], not_before=self.next_free)
-            return None
-        if self.campaign_status.get(message.campaign_id) != CampaignStatus.SENDING:
-            message_queue.release(session, self.name, [message.id])
-            return None
-        composed = item.composed
-        assert composed is not None
-        opener = getattr(backend, "open", None)
-        if self.limits.windows and callable(opener):
-            try:
-                opener()  # connect before taking a slot: the slot times the send, not a connect
-            except SendError as exc:
-                return Outcome(message, None, exc, None, utcnow())
-        slot = self._wait_for_slot(session, slots, batch)
-        if slot is None or self.stop_event.is_set():
-            later = None if self.stop_event.is_set() else self.next_free
-            message_queue.release(session, self.name, [message.id], not_before=later)
-            if slot is not None and slot is not UNLIMITED:
-                batch.stale.append(slot.id)
-            return None
-        try:
-            result = backend.send(composed)
-        except SendError as exc:
-            return Outcome(message, None, exc, None, utcnow())
-        except Exception as exc:  # a backend bug: fail this message, never loop on it
-            log.exception(
-                "message %s: the %s backend failed unexpectedly", message.id, backend.name
-            )
-            error = SendError(FailureKind.PERMANENT, f"unexpected error: {exc!r}", code="internal")
-            return Outcome(message, None, error, None, utcnow())
-        finally:
-            if slot is not UNLIMITED:
-                self._correct_late_slot(session, slot)
-        return Outcome(message, result, None, composed.message_id, utcnow())
-
-    def _correct_late_slot(self, session: Session, slot: Slot) -> None:
-        """A send that finished after its slot's guard (a slow server, a stalled thread) is
-        logged at its finish as well, since it may have arrived any time in between."""
-        finished = time.monotonic()
-        if finished > slot.due + rate.GUARD_SECONDS:
-            rate.log_late_finish(session, finished + slot.db_clock, self.name)
-
-    def _rate_exhausted(self) -> bool:
+    def rate_exhausted(self) -> bool:
         return self.next_free is not None and self.next_free > utcnow()
-
-    def _record(self, session: Session, outcome: Outcome, *, commit: bool) -> None:
-        message, error = outcome.claimed, outcome.error
-        if error is None:
-            assert outcome.result is not None
-            message_queue.record_sent(
-                session,
-                message,
-                self.name,
-                outcome.result,
-                outcome.message_id_header,
-                outcome.at,
-                commit=commit,
-            )
-            return
-        status = message_queue.record_failure(
-            session,
-            message,
-            self.name,
-            error,
-            horizon=self.horizon,
-            retry_base=self.settings.retry_base_seconds,
-            now=outcome.at,
-            commit=commit,
-        )
-        log.info("message %s: %s (%s)", message.id, status, error)
-
-    def _record_failure(self, session: Session, message: Claimed, error: SendError) -> None:
-        self._record(session, Outcome(message, None, error, None, utcnow()), commit=True)
-        self._observe(
-            session, message.campaign_id, failed_systemically=is_systemic(error), error=error
-        )
-
-    def _observe(
-        self,
-        session: Session,
-        campaign_id: int,
-        *,
-        failed_systemically: bool,
-        error: SendError | None,
-    ) -> None:
-        """Pause the campaign when most recent attempts fail for reasons that are ours."""
-        with self.recent_lock:
-            window = self.recent.setdefault(campaign_id, deque(maxlen=PAUSE_WINDOW))
-            window.append(failed_systemically)
-            tripped = len(window) == PAUSE_WINDOW and sum(window) >= PAUSE_SHARE * PAUSE_WINDOW
-            if tripped:
-                window.clear()
-        if not tripped:
-            return
-        reason = (
-            f"paused automatically: at least {int(PAUSE_SHARE * 100)}% of the last "
-            f"{PAUSE_WINDOW} attempts failed for reasons that are not the recipients' "
-            f"(last: {error}); fix the cause, then `dealmail campaigns resume`"
-        )
-        if campaign_state.move(
-            session, campaign_id, CampaignStatus.SENDING, CampaignStatus.PAUSED, reason=reason
-        ):
-            log.warning("campaign %s: %s", campaign_id, reason)
-        self.campaign_status[campaign_id] = CampaignStatus.PAUSED
-
-
-@dataclass(frozen=True)
-class Slot:
-    """A reserved send time on this process's monotonic clock, and its send_log row."""
-
-    due: float
-    id: int
-    db_clock: float  # add to a monotonic time to get the database clock's epoch seconds
-
-
-UNLIMITED = Slot(0.0, 0, 0.0)  # no rate limit configured: nothing reserved
-
-
-@dataclass(frozen=True)
-class Outcome:
-    claimed: Claimed
-    result: SendResult | None
-    error: SendError | None
-    message_id_header: str | None
-    at: datetime
-
-
-class ResultBatch:
-    """A sender's results on their way to the recorder, and its rate-limit slots to give back.
-
-    Handing results over is a queue put: the sender never waits on the database between sends.
-    """
-
-    def __init__(self, worker: Worker, session: Session) -> None:
-        self.worker = worker
-        self.session = session
-        self.outcomes: list[Outcome] = []
-        self.stale: list[int] = []  # rate-limit slots reached too late, to give back
-        self.handled = 0  # queue items taken, whose task_done waits for the commit
-
-    def add(self, outcome: Outcome | None) -> None:
-        self.handled += 1
-        if outcome is not None:
-            self.outcomes.append(outcome)
-
-    def take_stale(self) -> list[int]:
-        stale, self.stale = self.stale, []
-        return stale
-
-    def flush(self) -> None:
-        if self.stale:
-            rate.give_back(self.session, self.take_stale())
-        if self.outcomes or self.handled:
-            self.worker.recorder.put((self.outcomes, self.handled))
-            self.outcomes, self.handled = [], 0
-
-
-class Recorder:
-    """Records the senders' results on its own thread, in short transactions: with those that
-    finish within GROUP_SECONDS of the first, or until GROUP_MAX are waiting (group commit:
-    SQLite writers queue on one lock, so one commit per message would make workers wait on
-    each other; and the recorder is woken once a group, not once a result). A transaction
-    never spans a send; a crash loses at most the results not yet recorded, whose messages are
-    still leased and so sent again: duplicates stay within the messages in flight. An outbox
-    item is marked done only once its result is committed."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.queue: queue.Queue[tuple[list[Outcome], int] | None] = queue.Queue()
-        self.full = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def put(self, item: tuple[list[Outcome], int]) -> None:
-        self.queue.put(item)
-        if self.queue.qsize() >= GROUP_MAX:
-            self.full.set()
-
-    def stop(self) -> None:
-        """After the senders have stopped: records what is queued, then ends."""
-        self.queue.put(None)
-        self.full.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        with self.worker.sessions() as session:
-            stopping = False
-            while not stopping:
-                item = self.queue.get()
-                if item is None:
-                    return
-                self.full.wait(GROUP_SECONDS)
-                self.full.clear()
-                outcomes, handled = list(item[0]), item[1]
-                while True:
-                    try:
-                        more = self.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stopping = True
-                        break
-                    outcomes += more[0]
-                    handled += more[1]
-                try:
-                    self._record(session, outcomes)
-                except Exception:  # the recorder must outlive any one failure
-                    session.rollback()
-                    log.exception("recording %d results failed", len(outcomes))
-                for _ in range(handled):
-                    self.worker.outbox.task_done()
-
-    def _record(self, session: Session, outcomes: list[Outcome]) -> None:
-        if not outcomes:
-            return
-        worker = self.worker
-        try:
-            delivered = [
-                Delivered(o.claimed, o.result, o.message_id_header, o.at)
-                for o in outcomes
-                if o.result is not None
-            ]
-            message_queue.record_sent_many(session, delivered, worker.name)
-            for outcome in outcomes:
-                if outcome.error is not None:
-                    worker._record(session, outcome, commit=False)
-            session.commit()
-        except Exception:
-            log.exception("recording %d results together failed; one by one", len(outcomes))
-            session.rollback()
-            for outcome in outcomes:
-                try:
-                    worker._record(session, outcome, commit=True)
-                except Exception:
-                    session.rollback()
-                    log.exception("message %s: result not recorded", outcome.claimed.id)
-        worker.sent += sum(1 for outcome in outcomes if outcome.error is None)
-
-
-def _compose_error(exc: Exception | str) -> SendError:
-    return SendError(FailureKind.PERMANENT, f"cannot compose: {exc}", code="compose")
 
 
 def count_open(session: Session, campaign_id: int) -> int:
