@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import FrameType
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealmail.config import Settings
@@ -328,14 +328,3 @@ class Worker:
 
     def rate_exhausted(self) -> bool:
         return self.next_free is not None and self.next_free > utcnow()
-
-
-def count_open(session: Session, campaign_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(Message.campaign_id == campaign_id, Message.status.in_(campaign_state.OPEN))
-        )
-        or 0
-    )
