@@ -93,6 +93,16 @@ def ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
+def detached_connection(engine: Engine) -> Any:
+    """A DBAPI connection of its own, opened through the pool (so the engine's connect hooks,
+    WAL and busy timeout and foreign keys, apply) and then detached from it: the caller keeps
+    it open for its lifetime and closes it."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    pooled.detach()
+    return driver
+
+
 def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
 

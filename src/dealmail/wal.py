@@ -22,6 +22,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from dealmail.db import detached_connection
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_S = 0.02
@@ -39,10 +41,7 @@ class WalCheckpointer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> WalCheckpointer:
-        # Opened here, through the pool, so the engine's connect hooks (WAL, busy timeout) apply.
-        pooled = self.engine.raw_connection()
-        driver = pooled.driver_connection
-        pooled.detach()
+        driver = detached_connection(self.engine)
         self._thread = threading.Thread(
             target=self._run, args=(driver,), name="dealmail-wal-checkpoint", daemon=True
         )

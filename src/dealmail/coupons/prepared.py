@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from dealmail.db import detached_connection
 from dealmail.wal import CHECKPOINT_INTERVAL_S, WalCheckpointer
 
 Processor = Callable[[Any], Any] | None
@@ -175,9 +176,9 @@ class HotConnection:
     """One SQLite connection kept open for the event loop's hot path (validate, redeem).
 
     Those run inline on the loop, one at a time, so one connection serves them all, and the pool's
-    checkout and reset-on-return (more work than the transaction's SQL) are skipped. It is opened
-    through the pool, so the engine's connect hooks (WAL, busy timeout, foreign keys) apply, then
-    detached from it. A database error other than a constraint closes it; the next use reopens.
+    checkout and reset-on-return (more work than the transaction's SQL) are skipped
+    (`db.detached_connection`). A database error other than a constraint closes it; the next use
+    reopens it.
 
     Its commits leave WAL checkpoints to a `WalCheckpointer` thread it runs while open: its own
     auto-checkpoint threshold is raised (`AUTOCHECKPOINT`) to what only a sustained burst of
@@ -196,9 +197,7 @@ class HotConnection:
         self._checkpointer: WalCheckpointer | None = None
 
     def _open(self) -> Any:
-        pooled = self.engine.raw_connection()
-        driver: Any = pooled.driver_connection
-        pooled.detach()
+        driver = detached_connection(self.engine)
         driver.execute(self.AUTOCHECKPOINT)
         self._driver = driver
         if self._checkpointer is None:
