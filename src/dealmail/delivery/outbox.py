@@ -72,9 +72,7 @@ def prepare(worker: Worker, session: Session, reader: Session, claimed: list[Cla
             recipients = [loaded[m.id] for m in messages]
         except Exception as exc:  # a broken campaign must not stop the worker
             reader.rollback()
-            log.exception("campaign %s: cannot prepare its messages", campaign_id)
-            for message in messages:
-                record_failure(worker, session, message, compose_error(exc))
+            _fail_campaign(worker, session, campaign_id, messages, exc)
             continue
         if worker.compose_child is None:
             compose_here(worker, session, reader, key, messages, recipients)
@@ -101,9 +99,7 @@ def compose_here(
         reader.rollback()
     except Exception as exc:  # a broken campaign must not stop the worker
         reader.rollback()
-        log.exception("campaign %s: cannot prepare its messages", key[0])
-        for message in messages:
-            record_failure(worker, session, message, compose_error(exc))
+        _fail_campaign(worker, session, key[0], messages, exc)
         return
     for message, recipient in zip(messages, recipients, strict=True):
         try:
@@ -180,6 +176,14 @@ def release_outbox(worker: Worker, session: Session) -> None:
         worker.outbox.task_done()
     if ids:
         message_queue.release(session, worker.name, ids)
+
+
+def _fail_campaign(
+    worker: Worker, session: Session, campaign_id: int, messages: Sequence[Claimed], exc: Exception
+) -> None:
+    log.exception("campaign %s: cannot prepare its messages", campaign_id)
+    for message in messages:
+        record_failure(worker, session, message, compose_error(exc))
 
 
 def compose_error(exc: Exception | str) -> SendError:
