@@ -522,28 +522,28 @@ def test_bulk_fill_rebuilds_indexes_and_a_failure_gives_them_back(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     indexes = _index_names(session)
-    assert {"ix_consent_events_email_hash", "ix_customers_consent_at"} <= indexes
+    assert {"ix_consent_events_unowned_hash", "ix_customers_consent_at"} <= indexes
     monkeypatch.setattr(bulk_indexes, "BULK_INDEX_ROWS", 1)
-    original = import_writes.record_opt_ins
+    original = import_writes.upsert_customers
 
     def fails(connection: Any, *args: Any) -> None:
         original(connection, *args)
         if connection.dialect.name == "sqlite":  # PostgreSQL keeps its indexes throughout
-            assert "ix_consent_events_email_hash" not in _index_names(session)
+            assert "ix_customers_consent_at" not in _index_names(session)
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(import_writes, "record_opt_ins", fails)
+    monkeypatch.setattr(import_writes, "upsert_customers", fails)
     lines = "".join(f"p{i}@example.com,2023-01-0{i} 10:00:00\n" for i in range(1, 6))
     path = write(tmp_path, "bulk.csv", "email,optin_time\n" + lines)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_contacts(session, [path], now=NOW)
     assert keys(session) == []
     assert _index_names(session) == indexes
-    monkeypatch.setattr(import_writes, "record_opt_ins", original)
+    monkeypatch.setattr(import_writes, "upsert_customers", original)
     assert run(session, path).created == 5
     assert _index_names(session) == indexes
     assert session.scalar(select(func.count(ConsentEvent.id))) == 5
     # The rebuilt index answers lookups.
-    hashed = email_hash("p3@example.com")
-    found = session.scalar(select(ConsentEvent.email_hash).where(ConsentEvent.email_hash == hashed))
-    assert found == hashed
+    opted_in = datetime(2023, 1, 3, 10, tzinfo=UTC)
+    found = session.scalar(select(Customer.email_key).where(Customer.consent_at == opted_in))
+    assert found == "p3@example.com"

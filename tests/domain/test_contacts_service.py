@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dealmail.contacts import queries, segments, service
+from dealmail.contacts import consent, queries, segments, service
 from dealmail.contacts.audience import count_audience
 from dealmail.contacts.consent import ConsentProof, is_suppressed
 from dealmail.contacts.export import write_csv
@@ -33,6 +33,19 @@ def people(session: Session, tmp_path: Path) -> Session:
     path.write_text(PEOPLE, encoding="utf-8")
     import_contacts(session, [path])
     return session
+
+
+def test_history_includes_events_no_customer_holds_by_hash(people: Session) -> None:
+    """Events recorded for the address without a customer (before it existed, or left by an
+    erased one) belong to its history; another address's unowned events do not."""
+    consent.record_event(people, None, "ANA@example.com", "unsubscribe", source="old list")
+    consent.record_event(people, None, "zed@example.com", "unsubscribe", source="old list")
+    people.commit()
+    kinds = [e.kind for e in queries.customer_by_email(people, "ana@example.com").history]
+    assert sorted(kinds) == ["import", "unsubscribe"]
+    assert [e.kind for e in queries.customer_by_email(people, "ben@example.com").history] == [
+        "import"
+    ]
 
 
 def test_unsubscribe_suppresses_and_records_once(people: Session) -> None:

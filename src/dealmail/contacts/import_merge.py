@@ -28,7 +28,6 @@ from dealmail.contacts.consent import apply_withdrawals_in_bulk
 from dealmail.contacts.import_report import ImportReport
 from dealmail.contacts.import_staging import merged, stage, staged_source
 from dealmail.contacts.import_writes import (
-    CONSENT_EVENTS,
     CUSTOMERS,
     OPT_IN,
     AppliedOptIns,
@@ -60,10 +59,7 @@ def merge(
     before = max_id(connection, CUSTOMERS)
     with indexes_rebuilt_if_bulk(connection, CUSTOMERS, report.created, before):
         import_writes.upsert_customers(connection, now, _folded_opt_ins())
-    with indexes_rebuilt_if_bulk(
-        connection, CONSENT_EVENTS, report.created, max_id(connection, CONSENT_EVENTS)
-    ):
-        import_writes.record_opt_ins(connection, before, now)
+    import_writes.record_opt_ins(connection, before, now)
     import_writes.link_tags(
         connection, extra_tags, now, AppliedOptIns(merged, merged, merged.c.consent == OPT_IN)
     )

@@ -13,7 +13,6 @@ from dealmail.contacts.bulk_indexes import indexes_rebuilt_if_bulk
 from dealmail.contacts.import_report import ImportReport
 from dealmail.contacts.import_staging import blocked, stage, staged_source
 from dealmail.contacts.import_writes import (
-    CONSENT_EVENTS,
     CUSTOMERS,
     SUPPRESSIONS,
     AppliedOptIns,
@@ -45,10 +44,7 @@ def merge_opt_ins(
         connection.scalar(select(func.count()).where(CUSTOMERS.c.id > before)) or 0
     )
     report.merged_duplicates = valid - report.created - report.updated - report.skipped_suppressed
-    with indexes_rebuilt_if_bulk(
-        connection, CONSENT_EVENTS, report.created, max_id(connection, CONSENT_EVENTS)
-    ):
-        import_writes.record_opt_ins(connection, before, now)
+    import_writes.record_opt_ins(connection, before, now)
     not_blocked = ~exists(
         select(blocked.c.email_key).where(blocked.c.email_key == CUSTOMERS.c.email_key)
     )

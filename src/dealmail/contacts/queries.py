@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dealmail.contacts.consent import is_suppressed
@@ -79,13 +79,17 @@ class CustomerView:
 def _view(session: Session, customer: Customer, history: bool) -> CustomerView:
     events: list[ConsentRecord] = []
     if history:
-        # By hash, so a trail recorded before the customer row existed shows too.
+        # Also the events no customer holds, by hash: a trail recorded before the customer
+        # row existed, or left by an erased customer with the same address.
         rows = session.scalars(
             select(ConsentEvent)
             .where(
                 or_(
                     ConsentEvent.customer_id == customer.id,
-                    ConsentEvent.email_hash == email_hash(customer.email),
+                    and_(
+                        ConsentEvent.customer_id.is_(None),
+                        ConsentEvent.email_hash == email_hash(customer.email),
+                    ),
                 )
             )
             .order_by(ConsentEvent.at, ConsentEvent.id)
