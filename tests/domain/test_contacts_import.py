@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from dealmail.contacts import bulk_indexes, import_merge, import_report, import_writes
@@ -21,8 +21,10 @@ from dealmail.contacts.identity import email_hash
 from dealmail.contacts.importer import ImportReport, import_contacts
 from dealmail.contacts.queries import customer_by_email
 from dealmail.contacts.service import delete_customer, resubscribe, unsubscribe
+from dealmail.db import make_engine, session_factory
 from dealmail.errors import DomainError
 from dealmail.models import ConsentEvent, Customer, Suppression, Tag, customer_tags
+from dealmail.models.base import Base
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -547,3 +549,36 @@ def test_bulk_fill_rebuilds_indexes_and_a_failure_gives_them_back(
     opted_in = datetime(2023, 1, 3, 10, tzinfo=UTC)
     found = session.scalar(select(Customer.email_key).where(Customer.consent_at == opted_in))
     assert found == "p3@example.com"
+
+
+def _temp_tables(session: Session) -> set[str]:
+    if session.bind.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_temp_master WHERE type = 'table'"
+    else:
+        query = (
+            "SELECT tablename FROM pg_tables"
+            " WHERE schemaname = pg_my_temp_schema()::regnamespace::text"
+        )
+    return set(session.scalars(text(query)))
+
+
+def test_staging_tables_leave_with_the_import(session: Session, tmp_path: Path) -> None:
+    """The import's connection closes after it (its TEMP tables go with it, undropped); the
+    session goes on with another one."""
+    path = write(tmp_path, "a.csv", "email,tags\nana@example.com,VIP\nben@example.com,\n")
+    assert run(session, path).created == 2
+    assert _temp_tables(session) == set()
+    assert keys(session) == ["ana@example.com", "ben@example.com"]
+    assert run(session, path, dry_run=True).updated == 2
+    assert _temp_tables(session) == set()
+
+
+def test_in_memory_database_keeps_its_connection_and_drops_staging(tmp_path: Path) -> None:
+    engine = make_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with session_factory(engine)() as memory:
+        path = write(tmp_path, "a.csv", "email\nana@example.com\n")
+        assert run(memory, path).created == 1
+        assert _temp_tables(memory) == set()
+        assert keys(memory) == ["ana@example.com"]
+    engine.dispose()

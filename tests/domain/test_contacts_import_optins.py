@@ -89,6 +89,21 @@ def _state(session: Session) -> dict[str, Any]:
     }
 
 
+def _note_state_after_merge(
+    session: Session, patched: pytest.MonkeyPatch, seen: list[dict[str, Any]]
+) -> None:
+    """Whichever merge runs appends the database state to `seen` inside the import's
+    transaction, before it ends."""
+    for name in ("merge", "merge_opt_ins"):
+        step = getattr(importer, name)
+
+        def noted(*args: Any, step: Any = step) -> None:
+            step(*args)
+            seen.append(_state(session))
+
+        patched.setattr(importer, name, noted)
+
+
 def _import_both_ways(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any
 ) -> tuple[ImportReport, dict[str, Any], ImportReport, dict[str, Any]]:
@@ -101,15 +116,9 @@ def _import_both_ways(
     delete_customer(session, "deleted@example.com")
     incoming = _write(tmp_path, "b.csv", INCOMING)
     seen: list[dict[str, Any]] = []
-    drop_staging = importer.drop_staging
-
-    def noted(connection: Any) -> None:
-        seen.append(_state(session))  # inside the import's transaction, before it ends
-        drop_staging(connection)
-
     with monkeypatch.context() as patched:
         patched.setattr(importer, "every_row_opts_in", lambda fmt: False)
-        patched.setattr(importer, "drop_staging", noted)
+        _note_state_after_merge(session, patched, seen)
         general = import_contacts(session, [incoming], now=NOW, dry_run=True, **options)
     general.dry_run = False
     shortcuts: list[bool] = []
@@ -223,16 +232,10 @@ def test_an_all_opt_in_dry_run_reports_and_writes_nothing(session: Session, tmp_
 def _captured(session: Session, monkeypatch: pytest.MonkeyPatch, path: Path, general: bool) -> Any:
     """(report, state inside the transaction) of a dry run by the general or the chosen merge."""
     seen: list[dict[str, Any]] = []
-    drop_staging = importer.drop_staging
-
-    def noted(connection: Any) -> None:
-        seen.append(_state(session))
-        drop_staging(connection)
-
     with monkeypatch.context() as patched:
         if general:
             patched.setattr(importer, "every_row_opts_in", lambda fmt: False)
-        patched.setattr(importer, "drop_staging", noted)
+        _note_state_after_merge(session, patched, seen)
         report = import_contacts(session, [path], now=NOW, dry_run=True, tags=["T"])
     report.seconds = 0.0
     return report, seen[0]
