@@ -18,8 +18,8 @@ def indexes_rebuilt_if_bulk(
 ) -> Iterator[None]:
     """SQLite, when many more rows are added than the table holds: the indexes the rows reach
     in random order (customers.consent_at) are dropped for the fill and built again after, by
-    one sort (an index filled in random order thrashes the page cache: 1M rows of the hash
-    index consent events had took 5.4 s of CPU that way, 2.8 s with the rebuild). SQLite's
+    one sort (an index filled in random order thrashes the page cache: 1M consent events,
+    when their hash was indexed, took 5.4 s of CPU that way and 2.8 s with a rebuild). SQLite's
     DDL is transactional, so a rollback gives the indexes back untouched. Unique ones stay
     (the upsert needs them)."""
     bulk = connection.dialect.name == "sqlite" and adding >= BULK_INDEX_ROWS and adding > holding
