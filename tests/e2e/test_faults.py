@@ -1,4 +1,8 @@
-"""Fault test: a server that defers 20 %, drops 5 % of connections and bounces named addresses."""
+"""Fault test: a server that defers 20 %, drops 5 % of connections and bounces named addresses.
+
+Named addresses also lose their connection twice in a row: a drop on a reused connection is
+retried at once on a fresh one, so only the second drop reaches the queue as a deferral.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from delivery_support import (
 
 RECIPIENTS = 400
 BOUNCING = {f"c{n:06d}@example.com" for n in (3, 77, 150, 222, 399)}
+DROPPED_TWICE = {f"c{n:06d}@example.com" for n in (10, 200, 300)}
 
 
 class FaultyHandler(RecordingHandler):
@@ -37,6 +42,7 @@ class FaultyHandler(RecordingHandler):
         self.rng = random.Random(seed)
         self.rng_lock = threading.Lock()
         self.faults = {"421": 0, "451": 0, "drop": 0, "550": 0}
+        self.forced_drops: dict[str, int] = {}
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -50,7 +56,14 @@ class FaultyHandler(RecordingHandler):
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.rng_lock:
             roll = self.rng.random()
-        if roll < 0.05:
+            forced = [
+                address
+                for address in envelope.rcpt_tos
+                if address in DROPPED_TWICE and self.forced_drops.get(address, 0) < 2
+            ]
+            for address in forced:
+                self.forced_drops[address] = self.forced_drops.get(address, 0) + 1
+        if forced or roll < 0.05:
             self.faults["drop"] += 1
             server.transport.abort()
             return "421 4.4.2 connection dropped"
@@ -88,6 +101,7 @@ def test_every_deliverable_message_gets_through_a_faulty_server(
         received = handler.by_recipient()
 
     assert all(handler.faults.values()), handler.faults  # every kind of fault happened
+    assert handler.forced_drops == dict.fromkeys(DROPPED_TWICE, 2)
     deliverable = {f"c{n:06d}@example.com" for n in range(RECIPIENTS)} - BOUNCING
     assert set(received) == deliverable
     assert all(len(copies) == 1 for copies in received.values())
