@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import text
 
 from dealmail.coupons.prepared import HotConnection
 from dealmail.db import make_engine
-from dealmail.wal import checkpoint
+from dealmail.wal import WalCheckpointer, checkpoint
 
 
 def test_hot_connection_commits_without_checkpointing_and_its_thread_copies_the_log(
@@ -69,3 +71,41 @@ def test_checkpointer_restarts_with_the_connection_after_a_close(tmp_path: Path)
     finally:
         hot.close()
         engine.dispose()
+
+
+def test_checkpointer_backs_off_while_idle_and_returns_to_its_interval_on_writes(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'idle.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+    checkpointer = WalCheckpointer(engine, interval=0.005, idle_interval=0.04).start()
+    try:
+        assert _eventually(lambda: checkpointer.wait == 0.04), checkpointer.wait
+
+        def write() -> bool:
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t (body) VALUES ('x')"))
+            return checkpointer.wait == 0.005
+
+        assert _eventually(write), checkpointer.wait
+        assert _eventually(lambda: checkpointer.wait == 0.04), checkpointer.wait
+        reader = engine.raw_connection()
+        try:
+            busy, logged, copied = checkpoint(reader.driver_connection)
+        finally:
+            reader.close()
+        assert (busy, copied) == (0, logged)
+    finally:
+        checkpointer.stop()
+        engine.dispose()
+    assert not checkpointer.running
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.001)
+    return False
