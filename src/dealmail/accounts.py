@@ -1,4 +1,5 @@
-"""Admin users of the dashboard: create, authenticate (argon2, slowed after failures)."""
+"""Admin users of the dashboard: create, authenticate (argon2, slowed after failures), and
+change or reset a password."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dealmail.errors import AlreadyExists, DomainError, InvalidInput
+from dealmail.errors import AlreadyExists, DomainError, InvalidInput, NotFound
 from dealmail.models import AdminUser, utcnow
 from dealmail.security import generate_password, hash_password, verify_password
 
@@ -35,10 +36,8 @@ def add_user(session: Session, username: str, password: str | None = None) -> Cr
         raise InvalidInput(
             "a user name is 1-64 letters, digits or . _ @ -", code="invalid_username"
         )
-    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", code="weak_password"
-        )
+    if password is not None:
+        _check_strength(password)
     if session.scalar(select(AdminUser.id).where(AdminUser.username == username)) is not None:
         raise AlreadyExists(f"user {username!r} already exists", code="user_exists")
     generated = password is None
@@ -53,6 +52,60 @@ def authenticate(
 ) -> AdminUser:
     """The user if the password matches; failures lock the account for a growing while."""
     now = now or utcnow()
+    user = _verified(session, username, password, now)
+    user.last_login_at = now
+    session.commit()
+    return user
+
+
+def change_password(
+    session: Session,
+    username: str,
+    current: str,
+    new: str,
+    now: datetime | None = None,
+) -> None:
+    """The user's own change: the current password is checked (and throttled) as at login."""
+    _check_strength(new)
+    if new == current:
+        raise InvalidInput("the new password is the current one", code="same_password")
+    try:
+        user = _verified(session, username, current, now or utcnow())
+    except DomainError as error:
+        if error.code != "bad_credentials":
+            raise
+        raise DomainError(
+            "the current password is wrong", code="wrong_password", http_status=403
+        ) from error
+    user.password_hash = hash_password(new)
+    session.commit()
+
+
+def reset_password(session: Session, username: str, password: str | None = None) -> CreatedUser:
+    """Set a forgotten password from the machine's shell (generated unless given); lifts a lock."""
+    if password is not None:
+        _check_strength(password)
+    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}", code="user_not_found")
+    generated = password is None
+    password = password or generate_password()
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.commit()
+    return CreatedUser(username=username, password=password, generated=generated)
+
+
+def _check_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", code="weak_password"
+        )
+
+
+def _verified(session: Session, username: str, password: str, now: datetime) -> AdminUser:
+    """The user whose password this is; a failure is committed (it counts) before it raises."""
     user = session.scalar(select(AdminUser).where(AdminUser.username == username))
     if user is None or user.disabled:
         raise DomainError("wrong user name or password", code="bad_credentials", http_status=401)
@@ -73,6 +126,4 @@ def authenticate(
         raise DomainError("wrong user name or password", code="bad_credentials", http_status=401)
     user.failed_logins = 0
     user.locked_until = None
-    user.last_login_at = now
-    session.commit()
     return user

@@ -44,25 +44,42 @@ def db_current() -> None:
     console.print(current_revision(get_engine(get_settings())) or "empty")
 
 
+ASK_PASSWORD = typer.Option(
+    False, "--password", help="Ask for the password instead of generating one."
+)
+
+
 @users_app.command("add")
-def users_add(
-    name: str,
-    password: bool = typer.Option(
-        False, "--password", help="Ask for the password instead of generating one."
-    ),
-) -> None:
+def users_add(name: str, password: bool = ASK_PASSWORD) -> None:
     """Add an admin user; prints a generated password once unless --password asks for one."""
-    chosen = None
-    if password:
-        chosen = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-        if not chosen:
-            raise InvalidInput("empty password", code="weak_password")
+    chosen = _typed_password() if password else None
     with cli_session() as session:
         created = accounts.add_user(session, name, chosen)
-    if created.generated:
-        console.print(f"user {created.username} created; password (shown once): {created.password}")
+    _report(created, "created")
+
+
+@users_app.command("passwd")
+def users_passwd(name: str, password: bool = ASK_PASSWORD) -> None:
+    """Reset a user's password (a forgotten one): prints a generated password once unless
+    --password asks for one, and lifts a lock left by failed logins."""
+    chosen = _typed_password() if password else None
+    with cli_session() as session:
+        changed = accounts.reset_password(session, name, chosen)
+    _report(changed, "has a new password")
+
+
+def _typed_password() -> str:
+    chosen: str = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if not chosen:
+        raise InvalidInput("empty password", code="weak_password")
+    return chosen
+
+
+def _report(user: accounts.CreatedUser, what: str) -> None:
+    if user.generated:
+        console.print(f"user {user.username} {what}; password (shown once): {user.password}")
     else:
-        console.print(f"user {created.username} created")
+        console.print(f"user {user.username} {what}")
 
 
 def web(
