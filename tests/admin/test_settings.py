@@ -7,12 +7,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from admin_support import errors, submit, texts
+from admin_support import PASSWORD, errors, submit, texts
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
+from dealmail import accounts
 from dealmail.campaigns.service import CampaignInput, create_campaign
 from dealmail.config import Settings, reset_settings_cache
+from dealmail.errors import DomainError
 from dealmail.shop import get_shop_settings, set_settings
 
 Open = Callable[[str], AppTest]
@@ -108,3 +110,28 @@ def test_send_a_test_through_the_backend(
     at.text_input(key="bt_to").input("nobody")
     submit(at, "Send a test")
     assert errors(at)[0].startswith("--to:")
+
+
+def test_change_own_password(open_page: Open, reading: Reading) -> None:
+    at = open_page("settings.py")
+    at.text_input(key="pw_current").input(PASSWORD)
+    at.text_input(key="pw_new").input("a-brand-new-passphrase")
+    at.text_input(key="pw_repeat").input("a-brand-new-passphrase-typo")
+    submit(at, "Change password")
+    assert errors(at) == ["The two new passwords differ."]
+
+    at.text_input(key="pw_current").input("not-the-password")
+    at.text_input(key="pw_new").input("a-brand-new-passphrase")
+    at.text_input(key="pw_repeat").input("a-brand-new-passphrase")
+    submit(at, "Change password")
+    assert errors(at) == ["the current password is wrong"]
+
+    at.text_input(key="pw_current").input(PASSWORD)
+    at.text_input(key="pw_new").input("a-brand-new-passphrase")
+    at.text_input(key="pw_repeat").input("a-brand-new-passphrase")
+    submit(at, "Change password")
+    assert "Password changed." in texts(at)
+    with reading() as session:
+        assert accounts.authenticate(session, "owner", "a-brand-new-passphrase")
+        with pytest.raises(DomainError):
+            accounts.authenticate(session, "owner", PASSWORD)

@@ -1,5 +1,5 @@
 """Settings: shop identity, sender, postal address, public URL, time zone, email backend, limits,
-DKIM key and its DNS record."""
+DKIM key and its DNS record, and the logged-in user's password."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from dealmail import accounts
 from dealmail.admin._ui import attempt, db, reading, require_login, settings
 from dealmail.campaigns.preview import send_test
 from dealmail.campaigns.service import list_campaigns
@@ -195,8 +196,32 @@ def _dkim(shop: ShopSettings) -> None:
         st.code(f"{name} IN TXT {txt_strings(record)}", language=None)
 
 
+def _password(username: str) -> None:
+    with st.form("own_password", clear_on_submit=True):
+        st.markdown(f"**Your password** ({username})")
+        current = st.text_input("Current password", type="password", key="pw_current")
+        left, right = st.columns(2)
+        new = left.text_input(
+            f"New password (at least {accounts.MIN_PASSWORD_LENGTH} characters)",
+            type="password",
+            key="pw_new",
+        )
+        repeated = right.text_input("New password again", type="password", key="pw_repeat")
+        submitted = st.form_submit_button("Change password")
+    if not submitted:
+        return
+    if new != repeated:
+        st.error("The two new passwords differ.", icon="⚠️")
+        return
+    with db() as session:
+        attempt(
+            lambda: accounts.change_password(session, username, current, new),
+            success="Password changed.",
+        )
+
+
 def main() -> None:
-    require_login()
+    username = require_login()
     st.title("Settings")
     with reading() as session:
         shop = get_shop_settings(session)
@@ -205,6 +230,7 @@ def main() -> None:
     _backend(shop)
     _send_test()
     _dkim(shop)
+    _password(username)
 
 
 main()
