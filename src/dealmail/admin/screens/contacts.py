@@ -188,6 +188,9 @@ def _export_section() -> None:
         file_name="contacts.csv",
         mime="text/csv",
         key="download_contacts",
+        # No rerun on click: a rerun could drop the generated file before the browser fetched
+        # it (seen as a download that never came), and it reset the tabs to Import.
+        on_click="ignore",
     )
 
 

@@ -160,7 +160,13 @@ def _exports(location_names: list[str]) -> None:
     if prepared_file:
         name, data, count = prepared_file
         st.success(f"{count} redemptions ready.")
-        st.download_button(f"Download {name}", data, file_name=name, key="download_redemptions")
+        st.download_button(
+            f"Download {name}",
+            data,
+            file_name=name,
+            key="download_redemptions",
+            on_click="ignore",  # no rerun: it could drop the file before the browser fetched it
+        )
 
 
 def main() -> None:
