@@ -1,5 +1,5 @@
-"""Admin users of the dashboard: create, authenticate (argon2, slowed after failures), and
-change or reset a password."""
+"""Admin users of the dashboard: create, authenticate (argon2, slowed after failures), change
+or reset a password, and say whether a remembered login still counts."""
 
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ def change_password(
             "the current password is wrong", code="wrong_password", http_status=403
         ) from error
     user.password_hash = hash_password(new)
+    user.sessions_valid_after = utcnow()
     session.commit()
 
 
@@ -93,8 +94,28 @@ def reset_password(session: Session, username: str, password: str | None = None)
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
+    user.sessions_valid_after = utcnow()
     session.commit()
     return CreatedUser(username=username, password=password, generated=generated)
+
+
+def end_sessions(session: Session, username: str) -> None:
+    """Log out: every remembered login of this user made before now stops counting."""
+    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is not None:
+        user.sessions_valid_after = utcnow()
+        session.commit()
+
+
+def remembered_user(session: Session, username: str, logged_in_at: datetime) -> str | None:
+    """The user a remembered login names, unless it is disabled or logged out (or changed its
+    password) since that login."""
+    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None or user.disabled:
+        return None
+    if user.sessions_valid_after is not None and logged_in_at <= user.sessions_valid_after:
+        return None
+    return user.username
 
 
 def _check_strength(password: str) -> None:

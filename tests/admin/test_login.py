@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 from admin_support import PASSWORD, errors, submit, texts
+from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
+from dealmail import accounts, login_tokens
 from dealmail.admin._ui import USER_KEY
 from dealmail.admin.menu import SCREENS
+from dealmail.admin.remember import SESSION_PATH
 from dealmail.cli import app as cli
 from dealmail.cli.admin import APP_FILE, streamlit_argv
 from dealmail.config import get_settings, reset_settings_cache
+from dealmail.models import utcnow
+
+Reading = Callable[[], AbstractContextManager[Session]]
 
 
 def _home(app: AppTest) -> AppTest:
@@ -104,3 +113,29 @@ def test_dashboard_command_refuses_an_uninitialised_data_directory(
     reset_settings_cache()
     assert result.exit_code == 2
     assert "run `dealmail init` first" in result.output
+
+
+def test_a_login_is_remembered_by_the_browser_until_logout(
+    app: AppTest, admin_user: str, reading: Reading
+) -> None:
+    _home(app)
+    _login(app, admin_user, PASSWORD)
+    # The screen hands the browser a ticket to trade for the remembered-login cookie, once.
+    scripts = [str(element.proto.body) for element in app.get("html")]
+    assert len(scripts) == 1, scripts
+    assert SESSION_PATH in scripts[0]
+    ticket = re.search(r'"body": "([^"]+)"', scripts[0])
+    assert ticket is not None, scripts[0]
+    secret = get_settings().secret_key_bytes()
+    login = login_tokens.read(secret, login_tokens.TICKET, ticket.group(1), utcnow())
+    assert login is not None
+    assert login.username == admin_user
+    app.run()
+    assert not app.get("html")
+    with reading() as session:
+        assert accounts.remembered_user(session, admin_user, login.at) == admin_user
+
+    app.sidebar.button(key="logout").click()
+    app.run()
+    with reading() as session:
+        assert accounts.remembered_user(session, admin_user, login.at) is None

@@ -362,3 +362,50 @@ def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
     )
     assert (row["customer"], row["voided"]) == ("anna@example.com", "no")
     assert row["device"]
+
+
+def test_a_login_survives_reloads_and_new_tabs_until_logout(stack: Stack) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(viewport=DESKTOP)
+        journey = Journey(context.new_page())
+        page = journey.page
+        page.goto(stack.admin)
+        journey.expect_text("Log in to manage")
+        journey.fill("User name", "admin")
+        journey.fill("Password", stack.password)
+        journey.click("Log in")
+        journey.expect_text("Logged in as")
+        cookie = _wait_for_cookie(context, "dealmail_admin")
+        assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
+
+        page.reload()
+        journey.expect_text("Logged in as")
+        other = Journey(context.new_page())
+        other.page.goto(f"{stack.admin}/reports")
+        other.expect_text("Logged in as")
+        expect(other.page.locator("h1").filter(has_text="Reports").first).to_be_visible()
+
+        journey.page.bring_to_front()
+        page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Log out").click()
+        journey.expect_text("Log in to manage")
+        for tab in (journey, other):  # the cookie is still there, but it no longer counts
+            tab.page.reload()
+            tab.expect_text("Log in to manage")
+            expect(tab.page.get_by_text("Logged in as")).to_have_count(0)
+        browser.close()
+
+
+def _wait_for_cookie(context: Any, name: str) -> dict[str, Any]:
+    """The page trades its login ticket for the cookie in a fetch of its own, just after login."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for cookie in context.cookies():
+            if cookie["name"] == name:
+                return dict(cookie)
+        time.sleep(0.1)
+    raise AssertionError(f"no {name} cookie was set")

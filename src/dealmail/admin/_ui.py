@@ -41,8 +41,16 @@ def reading() -> Iterator[Session]:
 
 
 def current_user() -> str | None:
+    """The logged-in user: this browser tab's, else the one its remembered-login cookie names."""
     user = st.session_state.get(USER_KEY)
-    return user if isinstance(user, str) else None
+    if isinstance(user, str):
+        return user
+    from dealmail.admin.remember import user_from_cookie
+
+    remembered = user_from_cookie()
+    if remembered is not None:
+        st.session_state[USER_KEY] = remembered
+    return remembered
 
 
 def require_login() -> str:
@@ -59,8 +67,10 @@ def require_login() -> str:
         st.stop()
         raise RuntimeError("unreachable: st.stop() ends the script run")
     from dealmail.admin.auth import logout_button
+    from dealmail.admin.remember import send_ticket
 
-    logout_button()
+    logout_button(user)
+    send_ticket()
     show_flash()
     return user
 

@@ -1,11 +1,13 @@
-"""Login form (argon2, throttled by `accounts.authenticate`) and logout; kept in session state."""
+"""Login form (argon2, throttled by `accounts.authenticate`) and logout; kept in session state
+and remembered by a cookie (`remember.py`) that logging out revokes."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from dealmail import accounts
-from dealmail.admin._ui import USER_KEY, attempt, current_user, db
+from dealmail.admin._ui import USER_KEY, attempt, db
+from dealmail.admin.remember import remember
 
 
 def login_form() -> None:
@@ -24,13 +26,15 @@ def login_form() -> None:
         user = attempt(lambda: accounts.authenticate(session, username.strip(), password))
     if user is not None:
         st.session_state[USER_KEY] = user.username
+        remember(user.username)
         st.rerun()
 
 
-def logout_button() -> None:
-    user = current_user()
+def logout_button(user: str) -> None:
     st.sidebar.caption(f"Logged in as **{user}**")
     if st.sidebar.button("Log out", key="logout"):
+        with db() as session:
+            accounts.end_sessions(session, user)
         for key in list(st.session_state.keys()):
             del st.session_state[key]
         st.rerun()

@@ -12,7 +12,8 @@ from dealmail.config import get_settings
 from dealmail.db import current_revision, get_engine
 from dealmail.errors import ConfigurationError
 
-APP_FILE = Path(__file__).resolve().parent.parent / "admin" / "app.py"
+# The ASGI app around the dashboard script (app.py): it adds the remembered-login route.
+APP_FILE = Path(__file__).resolve().parent.parent / "admin" / "server.py"
 
 
 def streamlit_argv(host: str, port: int) -> list[str]:

@@ -22,6 +22,8 @@ class AdminUser(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     disabled: Mapped[bool] = mapped_column(default=False)
+    # Remembered dashboard logins issued before this (logout, password change) no longer count.
+    sessions_valid_after: Mapped[datetime | None]
 
 
 class Setting(Base):

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dealmail import accounts
 from dealmail.admin._ui import attempt, db, reading, require_login, settings
+from dealmail.admin.remember import remember
 from dealmail.campaigns.preview import send_test
 from dealmail.campaigns.service import list_campaigns
 from dealmail.cli.dkim import SELECTOR_RE, txt_strings
@@ -214,10 +215,12 @@ def _password(username: str) -> None:
         st.error("The two new passwords differ.", icon="⚠️")
         return
     with db() as session:
-        attempt(
-            lambda: accounts.change_password(session, username, current, new),
-            success="Password changed.",
-        )
+
+        def change() -> None:
+            accounts.change_password(session, username, current, new)
+            remember(username)  # the change revoked remembered logins, this browser's too
+
+        attempt(change, success="Password changed.")
 
 
 def main() -> None:
