@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from dealmail import accounts
+from dealmail.admin.remember import SESSION_PATH
 from dealmail.campaigns.service import CampaignInput, create_campaign
 from dealmail.config import Settings, reset_settings_cache
 from dealmail.errors import DomainError
@@ -114,24 +115,23 @@ def test_send_a_test_through_the_backend(
 
 def test_change_own_password(open_page: Open, reading: Reading) -> None:
     at = open_page("settings.py")
-    at.text_input(key="pw_current").input(PASSWORD)
-    at.text_input(key="pw_new").input("a-brand-new-passphrase")
-    at.text_input(key="pw_repeat").input("a-brand-new-passphrase-typo")
-    submit(at, "Change password")
+    fresh = "a-brand-new-passphrase"
+    _change_password(at, PASSWORD, fresh, f"{fresh}-typo")
     assert errors(at) == ["The two new passwords differ."]
-
-    at.text_input(key="pw_current").input("not-the-password")
-    at.text_input(key="pw_new").input("a-brand-new-passphrase")
-    at.text_input(key="pw_repeat").input("a-brand-new-passphrase")
-    submit(at, "Change password")
+    _change_password(at, "not-the-password", fresh, fresh)
     assert errors(at) == ["the current password is wrong"]
-
-    at.text_input(key="pw_current").input(PASSWORD)
-    at.text_input(key="pw_new").input("a-brand-new-passphrase")
-    at.text_input(key="pw_repeat").input("a-brand-new-passphrase")
-    submit(at, "Change password")
+    _change_password(at, PASSWORD, fresh, fresh)
     assert "Password changed." in texts(at)
+    # The change revoked remembered logins; this browser is handed a ticket for a new one.
+    assert [SESSION_PATH in str(element.proto.body) for element in at.get("html")] == [True]
     with reading() as session:
-        assert accounts.authenticate(session, "owner", "a-brand-new-passphrase")
+        assert accounts.authenticate(session, "owner", fresh)
         with pytest.raises(DomainError):
             accounts.authenticate(session, "owner", PASSWORD)
+
+
+def _change_password(at: AppTest, current: str, new: str, again: str) -> None:
+    at.text_input(key="pw_current").input(current)
+    at.text_input(key="pw_new").input(new)
+    at.text_input(key="pw_repeat").input(again)
+    submit(at, "Change password")

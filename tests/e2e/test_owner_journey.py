@@ -148,6 +148,16 @@ class Journey:
             timeout=STREAMLIT_WAIT_MS,
         )
 
+    def log_in(self, stack: Stack, shoot: bool = False) -> None:
+        self.page.goto(stack.admin)
+        self.expect_text("Log in to manage")
+        self.fill("User name", "admin")
+        self.fill("Password", stack.password)
+        if shoot:
+            self.shot("login")
+        self.click("Log in")
+        self.expect_text("Logged in as")
+
     def go(self, screen: str) -> None:
         from playwright.sync_api import expect
 
@@ -207,13 +217,7 @@ def test_owner_journey(stack: Stack, tmp_path: Path) -> None:
         journey.shot("logged_out")
 
         # Log in with the password `dealmail init` printed.
-        page.goto(stack.admin)
-        journey.expect_text("Log in to manage")
-        journey.fill("User name", "admin")
-        journey.fill("Password", stack.password)
-        journey.shot("login")
-        journey.click("Log in")
-        journey.expect_text("Logged in as")
+        journey.log_in(stack, shoot=True)
         journey.shot("home")
 
         # The shop's identity: postal address, sender, and the public URL the QR will carry.
@@ -374,12 +378,7 @@ def test_a_login_survives_reloads_and_new_tabs_until_logout(stack: Stack) -> Non
         context = browser.new_context(viewport=DESKTOP)
         journey = Journey(context.new_page())
         page = journey.page
-        page.goto(stack.admin)
-        journey.expect_text("Log in to manage")
-        journey.fill("User name", "admin")
-        journey.fill("Password", stack.password)
-        journey.click("Log in")
-        journey.expect_text("Logged in as")
+        journey.log_in(stack)
         cookie = _wait_for_cookie(context, "dealmail_admin")
         assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from dealmail.coupons.prepared import HotConnection
 from dealmail.db import make_engine
@@ -16,9 +16,7 @@ from dealmail.wal import WalCheckpointer, checkpoint
 def test_hot_connection_commits_without_checkpointing_and_its_thread_copies_the_log(
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'hot.db'}")
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+    engine = _engine_with_table(tmp_path)
     hot = HotConnection(engine, checkpoint_interval=3600)  # its thread stays out of the way
     try:
         with hot.transaction() as runner:
@@ -35,11 +33,7 @@ def test_hot_connection_commits_without_checkpointing_and_its_thread_copies_the_
                     "INSERT INTO t (body) VALUES (?)", [("x" * 3000,) for _ in range(40)]
                 )
                 driver.commit()
-        reader = engine.raw_connection()
-        try:
-            busy, logged, copied = checkpoint(reader.driver_connection)
-        finally:
-            reader.close()
+        busy, logged, copied = _checkpoint(engine)
         assert busy == 0
         assert logged > 1000
         assert copied == logged
@@ -76,9 +70,7 @@ def test_checkpointer_restarts_with_the_connection_after_a_close(tmp_path: Path)
 def test_checkpointer_backs_off_while_idle_and_returns_to_its_interval_on_writes(
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'idle.db'}")
-    with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+    engine = _engine_with_table(tmp_path)
     checkpointer = WalCheckpointer(engine, interval=0.005, idle_interval=0.04).start()
     try:
         assert _eventually(lambda: checkpointer.wait == 0.04), checkpointer.wait
@@ -90,11 +82,7 @@ def test_checkpointer_backs_off_while_idle_and_returns_to_its_interval_on_writes
 
         assert _eventually(write), checkpointer.wait
         assert _eventually(lambda: checkpointer.wait == 0.04), checkpointer.wait
-        reader = engine.raw_connection()
-        try:
-            busy, logged, copied = checkpoint(reader.driver_connection)
-        finally:
-            reader.close()
+        busy, logged, copied = _checkpoint(engine)
         assert (busy, copied) == (0, logged)
     finally:
         checkpointer.stop()
@@ -109,3 +97,19 @@ def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.001)
     return False
+
+
+def _engine_with_table(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hot.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+    return engine
+
+
+def _checkpoint(engine: Engine) -> tuple[int, int, int]:
+    """A checkpoint from another connection: (busy, pages in the log, pages copied)."""
+    reader = engine.raw_connection()
+    try:
+        return checkpoint(reader.driver_connection)
+    finally:
+        reader.close()
