@@ -86,7 +86,7 @@ def reset_password(session: Session, username: str, password: str | None = None)
     """Set a forgotten password from the machine's shell (generated unless given); lifts a lock."""
     if password is not None:
         _check_strength(password)
-    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    user = _user(session, username)
     if user is None:
         raise NotFound(f"no user {username!r}", code="user_not_found")
     generated = password is None
@@ -101,7 +101,7 @@ def reset_password(session: Session, username: str, password: str | None = None)
 
 def end_sessions(session: Session, username: str) -> None:
     """Log out: every remembered login of this user made before now stops counting."""
-    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    user = _user(session, username)
     if user is not None:
         user.sessions_valid_after = utcnow()
         session.commit()
@@ -110,12 +110,16 @@ def end_sessions(session: Session, username: str) -> None:
 def remembered_user(session: Session, username: str, logged_in_at: datetime) -> str | None:
     """The user a remembered login names, unless it is disabled or logged out (or changed its
     password) since that login."""
-    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    user = _user(session, username)
     if user is None or user.disabled:
         return None
     if user.sessions_valid_after is not None and logged_in_at <= user.sessions_valid_after:
         return None
     return user.username
+
+
+def _user(session: Session, username: str) -> AdminUser | None:
+    return session.scalar(select(AdminUser).where(AdminUser.username == username))
 
 
 def _check_strength(password: str) -> None:
@@ -127,7 +131,7 @@ def _check_strength(password: str) -> None:
 
 def _verified(session: Session, username: str, password: str, now: datetime) -> AdminUser:
     """The user whose password this is; a failure is committed (it counts) before it raises."""
-    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    user = _user(session, username)
     if user is None or user.disabled:
         raise DomainError("wrong user name or password", code="bad_credentials", http_status=401)
     if user.locked_until is not None and user.locked_until > now:
