@@ -1,11 +1,12 @@
-"""Declarative base, naming convention and the column types every domain shares."""
+"""Declarative base, naming convention, and the column types and index forms every domain
+shares."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, Index, MetaData, TypeDecorator, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -21,6 +22,11 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def partial_index(name: str, *columns: str, where: str) -> Index:
+    """An index over only the rows `where` holds, on SQLite and PostgreSQL alike."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, text
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from dealmail.models.base import Base, utcnow
+from dealmail.models.base import Base, partial_index, utcnow
 from dealmail.security import sha256_hex
 
 
@@ -85,12 +85,7 @@ class ConsentEvent(Base):
         # A customer's events are found by customer_id; by hash only those no customer holds
         # (recorded before the customer existed, or left by a deleted one). Indexing just those
         # keeps an import's million events out of this index.
-        Index(
-            "ix_consent_events_unowned_hash",
-            "email_hash",
-            postgresql_where=text("customer_id IS NULL"),
-            sqlite_where=text("customer_id IS NULL"),
-        ),
+        partial_index("ix_consent_events_unowned_hash", "email_hash", where="customer_id IS NULL"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dealmail.models.base import Base, utcnow
+from dealmail.models.base import Base, partial_index, utcnow
 
 
 class MessageStatus(enum.StrEnum):
@@ -29,18 +29,10 @@ class Message(Base):
         UniqueConstraint("campaign_id", "customer_id"),
         Index("ix_messages_campaign_status", "campaign_id", "status"),
         # Only rows still waiting are indexed: the claim query stays fast at millions of rows.
-        Index(
-            "ix_messages_due",
-            "next_attempt_at",
-            postgresql_where=text("status IN ('queued', 'deferred')"),
-            sqlite_where=text("status IN ('queued', 'deferred')"),
+        partial_index(
+            "ix_messages_due", "next_attempt_at", where="status IN ('queued', 'deferred')"
         ),
-        Index(
-            "ix_messages_leased",
-            "lease_expires_at",
-            postgresql_where=text("status = 'sending'"),
-            sqlite_where=text("status = 'sending'"),
-        ),
+        partial_index("ix_messages_leased", "lease_expires_at", where="status = 'sending'"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
